@@ -1,0 +1,1 @@
+// BoxOps: placeholder until its first piece lands.

@@ -1,0 +1,1 @@
+// COCO: placeholder until its first piece lands.

@@ -1,0 +1,1 @@
+// DetQKit: placeholder until its first piece lands.

@@ -1,0 +1,1 @@
+// Detectors: placeholder until its first piece lands.

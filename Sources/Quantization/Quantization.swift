@@ -1,0 +1,1 @@
+// Quantization: placeholder until its first piece lands.
