@@ -1,1 +1,0 @@
-// Detectors: placeholder until its first piece lands.
