@@ -1,1 +1,0 @@
-// DetQKit: placeholder until its first piece lands.
