@@ -1,0 +1,128 @@
+// detectors/<name>/config.json for detectors: torchvision builder hyper-parameters, snake_case.
+import TensorCore
+
+/// A detector description. Field names follow torchvision's builders and classes
+/// (`min_size`, `box_score_thresh`, `detections_per_img`, …); defaults are torchvision 0.14's
+/// and are written out in each shipped config so that no hidden default decides a result.
+public struct DetectorConfig: Codable, Sendable {
+    /// The torchvision builder name or the shipped model's name.
+    public var architecture: String
+    /// `retinanet`, `fcos`, `ssd`, `ssdlite` or `fasterrcnn`.
+    public var family: String
+    public var backbone: BackboneConfig
+    /// Including background for the families that have one (torchvision COCO models: 91).
+    public var numClasses: Int
+
+    // GeneralizedRCNNTransform
+    public var minSize: Int
+    public var maxSize: Int
+    public var imageMean: [Float]
+    public var imageStd: [Float]
+    public var sizeDivisible: Int?
+    /// `[height, width]` for SSD's fixed-size resize.
+    public var fixedSize: [Int]?
+
+    // Postprocess shared by the one-stage families (RetinaNet/FCOS/SSD) and Faster R-CNN's RoI heads.
+    public var scoreThresh: Float
+    public var nmsThresh: Float
+    public var detectionsPerImg: Int
+    public var topkCandidates: Int?
+
+    /// AnchorGenerator: sizes and aspect ratios per level.
+    public var anchorSizes: [[Double]]?
+    public var aspectRatios: [[Double]]?
+
+    /// Family-specific parts; each family documents and validates its own.
+    public var head: HeadConfig?
+    public var rpn: RPNConfig?
+    public var roiHeads: RoIHeadsConfig?
+    public var defaultBoxes: DefaultBoxConfig?
+
+    /// Class names, one per line, in a file next to the config or in `detectors/`.
+    public var classNames: String?
+    /// Categories of the dataset the model was trained on, and label → category id when the
+    /// label is not already the category id.
+    public var categories: [Category]?
+    public var labelToCategory: [String: Int]?
+
+    public struct Category: Codable, Sendable {
+        public var id: Int
+        public var name: String
+    }
+
+    /// The transform this config describes.
+    public var transform: DetectionTransform {
+        DetectionTransform(minSize: minSize, maxSize: maxSize, imageMean: imageMean, imageStd: imageStd,
+                           sizeDivisible: sizeDivisible ?? 32,
+                           fixedSize: fixedSize.flatMap { $0.count == 2 ? Size2($0[0], $0[1]) : nil })
+    }
+}
+
+/// The body and neck.
+public struct BackboneConfig: Codable, Sendable {
+    /// `resnet50`, `mobilenet_v2`, `mobilenet_v3_large` or `vgg16`.
+    public var name: String
+    /// Which body outputs feed the neck: ResNet stage numbers (1…4) or indices into
+    /// MobileNet's `features`, as torchvision's `returned_layers` / `return_layers`.
+    public var returnedLayers: [Int]?
+    /// Channels of the returned outputs (derived for ResNet; required for MobileNet bodies).
+    public var inChannels: [Int]?
+    /// FPN width (`out_channels`); nil for bodies without FPN (SSD).
+    public var fpnOutChannels: Int?
+    /// `maxpool` (LastLevelMaxPool), `p6p7` (LastLevelP6P7) or `none`.
+    public var extraBlocks: String?
+    /// LastLevelP6P7's `in_channels` (256 = from P5 in v1, 2048 = from C5 in v2).
+    public var p6p7InChannels: Int?
+    /// FPN convs followed by batch norm (torchvision's v2 Faster R-CNN).
+    public var fpnBatchNorm: Bool?
+    /// Batch-norm eps of the body (0 for legacy v1 detection checkpoints).
+    public var batchNormEps: Float?
+    /// MobileNet width multiplier.
+    public var widthMult: Double?
+    /// MobileNetV3 `reduce_tail` / `dilated`.
+    public var reducedTail: Bool?
+    public var dilated: Bool?
+}
+
+/// Dense-head settings (RetinaNet, FCOS, SSDlite).
+public struct HeadConfig: Codable, Sendable {
+    /// Convs per branch before the predictor (torchvision: 4).
+    public var numConvs: Int?
+    /// `group_norm` (FCOS, RetinaNet v2) or nil.
+    public var norm: String?
+    public var groupNormGroups: Int?
+    /// SSD/SSDlite head input channels per level.
+    public var inChannels: [Int]?
+}
+
+/// Region proposal network settings (Faster R-CNN), torchvision's `rpn_*` arguments.
+public struct RPNConfig: Codable, Sendable {
+    public var preNmsTopNTest: Int
+    public var postNmsTopNTest: Int
+    public var nmsThresh: Float
+    public var scoreThresh: Float
+    /// Convs in the RPN head (v2: 2, with batch norm).
+    public var headConvs: Int?
+}
+
+/// RoI heads settings (Faster R-CNN).
+public struct RoIHeadsConfig: Codable, Sendable {
+    /// `two_mlp` (v1, mobilenet) or `conv_fc` (v2: 4 conv + 1 fc with batch norm).
+    public var boxHead: String
+    public var representationSize: Int
+    public var samplingRatio: Int
+    public var outputSize: Int
+    /// Feature map names RoIAlign pools from, e.g. ["0", "1", "2", "3"].
+    public var featmapNames: [String]
+    public var boxCoderWeights: [Float]?
+}
+
+/// SSD's DefaultBoxGenerator settings.
+public struct DefaultBoxConfig: Codable, Sendable {
+    public var aspectRatios: [[Double]]
+    public var minRatio: Double?
+    public var maxRatio: Double?
+    public var scales: [Double]?
+    public var steps: [Int]?
+    public var clip: Bool?
+}
