@@ -1,0 +1,10 @@
+// Builds the detector a config describes: one case per family, each family in its own file.
+import Layers
+
+/// Builds the detector `config` describes (weights not loaded yet).
+public func makeDetector(_ config: DetectorConfig) throws -> any Detector {
+    switch config.family {
+    default:
+        throw UnsupportedModelError("detector family '\(config.family)' is not built by detq yet")
+    }
+}
