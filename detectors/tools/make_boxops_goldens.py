@@ -65,7 +65,7 @@ def make_anchors():
         # RetinaNet: 3 sizes x 3 ratios on 5 levels; 101 / 2 = 50.5 rounds half to even.
         anchors_case("retinanet_like", retina_sizes, ((0.5, 1.0, 2.0),) * 5,
                      (64, 80), [(8, 10), (4, 5), (2, 3), (1, 2), (1, 1)]),
-        # Faster R-CNN FPN: 1 size x 3 ratios per level; 96 // 6 and 64 // 3 are inexact strides.
+        # Faster R-CNN FPN: 1 size x 3 ratios per level; 64 // 3 = 21 and 96 // 5 = 19 are inexact strides.
         anchors_case("fasterrcnn_like", ((32,), (64,), (128,), (256,), (512,)), ((0.5, 1.0, 2.0),) * 5,
                      (64, 96), [(16, 24), (8, 12), (4, 6), (3, 5), (1, 2)]),
         # Faster R-CNN MobileNet FPN: 5 sizes x 3 ratios on 3 levels.
