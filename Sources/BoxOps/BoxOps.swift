@@ -1,1 +1,0 @@
-// BoxOps: placeholder until its first piece lands.
