@@ -7,13 +7,14 @@
 /// Boxes are `xyxy` in pixels, no +1: the outline covers columns `floor(x1) ...
 /// ceil(x2) - 1` and rows `floor(y1) ... ceil(y2) - 1`. Everything is clipped to the image;
 /// boxes partly or wholly outside it, reversed corners and non-finite coordinates are fine
-/// (a non-finite box is skipped). Labels are drawn after all outlines so that they stay
+/// (a box wholly outside or with a non-finite coordinate is skipped, tag included). Labels are drawn after all outlines so that they stay
 /// readable; characters outside printable ASCII are drawn as `?`. The text is 7 pixels high
 /// times a scale of `max(1, min(width, height) / 400)`.
 public func drawBoxes(on image: inout RGBImage,
                       boxes: [(x1: Float, y1: Float, x2: Float, y2: Float, label: String,
                                color: (UInt8, UInt8, UInt8))],
                       lineWidth: Int = 2) {
+    image.checkLayout("drawBoxes")
     guard image.width > 0 && image.height > 0 else { return }
     // wider than the image would only repaint the same pixels
     let thickness = min(max(1, lineWidth), max(image.width, image.height))
@@ -24,6 +25,8 @@ public func drawBoxes(on image: inout RGBImage,
         let top = clampedPixel(min(box.y1, box.y2).rounded(.down))
         let right = max(left, clampedPixel(max(box.x1, box.x2).rounded(.up)) - 1)
         let bottom = max(top, clampedPixel(max(box.y1, box.y2).rounded(.up)) - 1)
+        // wholly outside: no outline, and no tag pulled into view
+        guard right >= 0 && left < image.width && bottom >= 0 && top < image.height else { continue }
         for inset in 0..<thickness {
             image.fillRectangle(left: left, top: top + inset, right: right, bottom: top + inset, color: box.color)
             image.fillRectangle(left: left, top: bottom - inset, right: right, bottom: bottom - inset, color: box.color)

@@ -22,8 +22,7 @@ public func writePNG(_ image: RGBImage, to path: String) throws {
 }
 
 func encodePNG(_ image: RGBImage, destination: String) throws -> [UInt8] {
-    precondition(image.pixels.count == image.width * image.height * 3,
-                 "encodePNG: \(image.pixels.count) bytes for \(image.width)x\(image.height) RGB")
+    image.checkLayout("encodePNG")
     guard image.width > 0, image.height > 0, image.width <= Int(Int32.max), image.height <= Int(Int32.max) else {
         throw ImageIOError.encodingFailed(path: destination,
                                           message: "cannot encode a \(image.width)x\(image.height) image")

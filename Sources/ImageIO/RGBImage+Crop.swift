@@ -8,6 +8,7 @@ extension RGBImage {
     public func centerCropped(width cropWidth: Int, height cropHeight: Int) -> RGBImage {
         precondition(cropWidth > 0 && cropHeight > 0,
                      "centerCropped: crop \(cropWidth)x\(cropHeight) must be positive")
+        checkLayout("centerCropped")
         var padLeft = 0
         var padTop = 0
         var paddedWidth = width

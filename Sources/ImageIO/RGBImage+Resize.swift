@@ -86,6 +86,7 @@ extension RGBImage {
         precondition(outputWidth > 0 && outputHeight > 0,
                      "resizedBilinearAntialiased: output size \(outputWidth)x\(outputHeight) must be positive")
         precondition(width > 0 && height > 0, "resizedBilinearAntialiased: empty \(width)x\(height) input")
+        checkLayout("resizedBilinearAntialiased")
         let needHorizontal = outputWidth != width
         let needVertical = outputHeight != height
         if !needHorizontal && !needVertical { return self }

@@ -12,6 +12,7 @@ extension RGBImage {
     public func toTensorCHW(mean: [Float], std: [Float]) -> [Float] {
         precondition(mean.count == 3 && std.count == 3,
                      "toTensorCHW: mean and std need 3 values, got \(mean.count) and \(std.count)")
+        checkLayout("toTensorCHW")
         let plane = width * height
         var output = [Float](repeating: 0, count: 3 * plane)
         pixels.withUnsafeBufferPointer { pixels in

@@ -40,6 +40,13 @@ public struct RGBImage: Sendable, Equatable {
         self.init(width: width, height: height, pixels: pixels)
     }
 
+    /// Traps with a message naming `operation` when `pixels.count` is not `width * height * 3`
+    /// (the fields are public and mutable, the kernels read through unchecked pointers).
+    func checkLayout(_ operation: String) {
+        precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3,
+                     "\(operation): \(pixels.count) bytes for a \(width)x\(height) RGB image (need \(width * height * 3))")
+    }
+
     /// The colour at column `x`, row `y` (both in range).
     public func pixel(x: Int, y: Int) -> (UInt8, UInt8, UInt8) {
         precondition(x >= 0 && x < width && y >= 0 && y < height,

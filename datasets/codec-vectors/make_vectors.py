@@ -305,6 +305,10 @@ def make_broken_vectors(good_png, good_jpeg, write):
     start, end = scan_range(good_jpeg)
     middle = (start + end) // 2
     broken("jpeg-truncated-scan.jpg", good_jpeg[:middle], "corrupt", "Premature end of JPEG file")
+    with open(os.path.join(VECTORS, "jpeg-progressive.jpg"), "rb") as f:
+        progressive = f.read()
+    broken("jpeg-progressive-truncated.jpg", progressive[:len(progressive) * 2 // 3], "corrupt",
+           "Premature end of JPEG file")
     broken("jpeg-truncated-header.jpg", good_jpeg[:start - 40], "corrupt", "")
     broken("jpeg-corrupt-premature-marker.jpg", good_jpeg[:middle] + b"\xff\xd9", "corrupt",
            "Corrupt JPEG data")
