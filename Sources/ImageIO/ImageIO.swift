@@ -1,1 +1,0 @@
-// ImageIO: placeholder until its first piece lands.
