@@ -43,7 +43,7 @@ public func convertCheckpoint(from input: String, to output: String, dtype: DTyp
 
 /// Whether `bytes` start with a header length that fits the file followed by a JSON object.
 private func looksLikeSafeTensors(_ bytes: [UInt8]) -> Bool {
-    guard let length = bytes.littleEndian(at: 0, width: 8), length >= 2,
-          length <= UInt64(bytes.count - 8), bytes.count > 8 else { return false }
+    guard bytes.count > 8, let length = bytes.littleEndian(at: 0, width: 8), length >= 2,
+          length <= UInt64(bytes.count - 8) else { return false }
     return bytes[8] == UInt8(ascii: "{")
 }

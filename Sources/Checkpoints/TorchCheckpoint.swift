@@ -25,8 +25,10 @@ func loadTorchZipCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict {
 
     var storages: [String: StorageData] = [:]
     let pickleRange = try archive.dataRange(of: pickleEntry.name)
-    var unpickler = Unpickler(path: path, part: pickleEntry.name, bytes: bytes,
-                              start: pickleRange.lowerBound, end: pickleRange.upperBound) { id in
+    let arena = PickleArena()
+    defer { arena.tearDown() }
+    var unpickler = Unpickler(path: path, part: pickleEntry.name, bytes: bytes, start: pickleRange.lowerBound,
+                              end: pickleRange.upperBound, arena: arena) { id in
         // ('storage', storage_type, key, location, numel)
         guard case let .tuple(fields) = id, fields.count == 5, case .string("storage") = fields[0],
               case let .global(.storageType(type)) = fields[1], case let .string(key) = fields[2],
@@ -59,9 +61,11 @@ func loadTorchZipCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict {
 /// list of storage keys, then per storage an 8-byte little-endian element count and the raw data.
 func loadLegacyTorchCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict {
     var position = 0
-    func nextPickle(_ part: String,
-                    persistentLoad: @escaping (PickleValue) throws -> PickleValue = { _ in .none }) throws -> PickleValue {
-        var unpickler = Unpickler(path: path, part: part, bytes: bytes, start: position, persistentLoad: persistentLoad)
+    let arena = PickleArena()
+    defer { arena.tearDown() }
+    func nextPickle(_ part: String, persistentLoad: @escaping (PickleValue) throws -> PickleValue) throws -> PickleValue {
+        var unpickler = Unpickler(path: path, part: part, bytes: bytes, start: position, arena: arena,
+                                  persistentLoad: persistentLoad)
         let value = try unpickler.load()
         position = unpickler.position
         return value
@@ -216,17 +220,21 @@ private func materialise(_ tensor: TensorReference, key: String, storages: [Stri
         throw invalid("size \(size), stride \(stride) and offset \(tensor.storageOffset) reach element \(lastElement) of a \(storage.elementCount)-element storage")
     }
 
+    // A stride-0 (expanded) view can describe far more elements than the file holds.
+    guard let byteCount = multiplyChecked(count, elementSize), byteCount <= max(1 << 20, 16 * bytes.count) else {
+        throw invalid("size \(size) with stride \(stride) would materialise more than 16 times the file's size")
+    }
     let base = data.byteRange.lowerBound + (storage.elementOffset + tensor.storageOffset) * elementSize
     let contiguousStrides = rowMajorStrides(size)
     let isContiguous = zip(zip(size, stride), contiguousStrides).allSatisfy { pair, expected in
         pair.0 == 1 || pair.1 == expected
     }
     if isContiguous {
-        return StoredTensor(dtype: dtype, shape: size, bytes: Array(bytes[base..<(base + count * elementSize)]))
+        return StoredTensor(dtype: dtype, shape: size, bytes: Array(bytes[base..<(base + byteCount)]))
     }
 
     // Non-contiguous (transposed, sliced, expanded): gather element by element.
-    var output = [UInt8](repeating: 0, count: count * elementSize)
+    var output = [UInt8](repeating: 0, count: byteCount)
     var index = [Int](repeating: 0, count: size.count)
     var source = 0
     bytes.withUnsafeBytes { input in

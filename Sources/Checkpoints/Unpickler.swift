@@ -23,9 +23,42 @@ final class PickleDict {
         entries.append((key, value))
     }
 
+    func removeAll() {
+        entries = []
+        index = [:]
+    }
+
     /// The value under the string key `key`.
     subscript(key: String) -> PickleValue? {
         index[.string(key)].map { entries[$0].value }
+    }
+}
+
+/// Every list and dict one load creates. Values can nest (or even cycle) through them;
+/// `tearDown()` empties them all so that releasing a hostile, deeply nested pickle never
+/// recurses and cycles are freed.
+final class PickleArena {
+    private var lists: [PickleList] = []
+    private var dicts: [PickleDict] = []
+
+    func list(_ items: [PickleValue] = []) -> PickleList {
+        let list = PickleList(items)
+        lists.append(list)
+        return list
+    }
+
+    func dict() -> PickleDict {
+        let dict = PickleDict()
+        dicts.append(dict)
+        return dict
+    }
+
+    /// Empties every container, one level at a time; the values must not be used afterwards.
+    func tearDown() {
+        for list in lists { list.items = [] }
+        for dict in dicts { dict.removeAll() }
+        lists = []
+        dicts = []
     }
 }
 
@@ -133,19 +166,29 @@ struct Unpickler {
     let end: Int
     private(set) var position: Int
     private let persistentLoad: (PickleValue) throws -> PickleValue
+    private let arena: PickleArena
 
-    private var stack: [PickleValue] = []
+    /// A stack or memo entry: the value and how deeply tuples nest inside it. Tuples are
+    /// values, so their depth is bounded here; lists and dicts are emptied by the arena.
+    private struct Slot {
+        var value: PickleValue
+        var depth = 0
+    }
+    private static let maximumTupleDepth = 100
+
+    private var stack: [Slot] = []
     private var marks: [Int] = []
-    private var memo: [Int: PickleValue] = [:]
+    private var memo: [Int: Slot] = [:]
     private var opcodeOffset = 0
 
-    init(path: String, part: String, bytes: [UInt8], start: Int = 0, end: Int? = nil,
+    init(path: String, part: String, bytes: [UInt8], start: Int = 0, end: Int? = nil, arena: PickleArena = PickleArena(),
          persistentLoad: @escaping (PickleValue) throws -> PickleValue) {
         self.path = path
         self.part = part
         self.bytes = bytes
         self.position = start
         self.end = min(end ?? bytes.count, bytes.count)
+        self.arena = arena
         self.persistentLoad = persistentLoad
     }
 
@@ -165,13 +208,15 @@ struct Unpickler {
                 _ = try readInteger(8)
             case 0x2E: // STOP
                 let result = try pop()
+                stack = []
+                memo = [:]
                 return result
 
             // Markers and stack manipulation
             case 0x28: marks.append(stack.count) // MARK
             case 0x30: _ = try pop() // POP
             case 0x31: _ = try popMark() // POP_MARK
-            case 0x32: stack.append(try top()) // DUP
+            case 0x32: stack.append(try topSlot()) // DUP
 
             // Memo
             case 0x71: try put(Int(try readInteger(1))) // BINPUT
@@ -183,59 +228,59 @@ struct Unpickler {
             case 0x67: try get(try readDecimalLine()) // GET
 
             // Constants and numbers
-            case 0x4E: stack.append(.none) // NONE
-            case 0x88: stack.append(.bool(true)) // NEWTRUE
-            case 0x89: stack.append(.bool(false)) // NEWFALSE
-            case 0x4A: stack.append(.int(Int(Int32(truncatingIfNeeded: try readInteger(4))))) // BININT
-            case 0x4B: stack.append(.int(Int(try readInteger(1)))) // BININT1
-            case 0x4D: stack.append(.int(Int(try readInteger(2)))) // BININT2
-            case 0x8A: stack.append(try readLong(byteCount: Int(try readInteger(1)))) // LONG1
+            case 0x4E: push(.none) // NONE
+            case 0x88: push(.bool(true)) // NEWTRUE
+            case 0x89: push(.bool(false)) // NEWFALSE
+            case 0x4A: push(.int(Int(Int32(truncatingIfNeeded: try readInteger(4))))) // BININT
+            case 0x4B: push(.int(Int(try readInteger(1)))) // BININT1
+            case 0x4D: push(.int(Int(try readInteger(2)))) // BININT2
+            case 0x8A: push(try readLong(byteCount: Int(try readInteger(1)))) // LONG1
             case 0x8B: // LONG4
                 let count = Int32(truncatingIfNeeded: try readInteger(4))
                 guard count >= 0 else { throw malformed("negative LONG4 length") }
-                stack.append(try readLong(byteCount: Int(count)))
+                push(try readLong(byteCount: Int(count)))
             case 0x47: // BINFLOAT: big-endian double
                 var bits: UInt64 = 0
                 for byte in try readBytes(8) { bits = bits << 8 | UInt64(byte) }
-                stack.append(.float(Double(bitPattern: bits)))
+                push(.float(Double(bitPattern: bits)))
 
             // Strings and bytes
-            case 0x58: stack.append(.string(try readUTF8(Int(try readInteger(4))))) // BINUNICODE
-            case 0x8C: stack.append(.string(try readUTF8(Int(try readInteger(1))))) // SHORT_BINUNICODE
-            case 0x8D: stack.append(.string(try readUTF8(try length(try readInteger(8))))) // BINUNICODE8
+            case 0x58: push(.string(try readUTF8(Int(try readInteger(4))))) // BINUNICODE
+            case 0x8C: push(.string(try readUTF8(Int(try readInteger(1))))) // SHORT_BINUNICODE
+            case 0x8D: push(.string(try readUTF8(try length(try readInteger(8))))) // BINUNICODE8
             case 0x54: // BINSTRING (Python 2 str), decoded as UTF-8 like torch.load's default
                 let count = Int32(truncatingIfNeeded: try readInteger(4))
                 guard count >= 0 else { throw malformed("negative BINSTRING length") }
-                stack.append(.string(try readUTF8(Int(count))))
-            case 0x55: stack.append(.string(try readUTF8(Int(try readInteger(1))))) // SHORT_BINSTRING
-            case 0x42: stack.append(.bytes(try readBytes(Int(try readInteger(4))))) // BINBYTES
-            case 0x43: stack.append(.bytes(try readBytes(Int(try readInteger(1))))) // SHORT_BINBYTES
-            case 0x8E, 0x96: stack.append(.bytes(try readBytes(try length(try readInteger(8))))) // BINBYTES8, BYTEARRAY8
+                push(.string(try readUTF8(Int(count))))
+            case 0x55: push(.string(try readUTF8(Int(try readInteger(1))))) // SHORT_BINSTRING
+            case 0x42: push(.bytes(try readBytes(Int(try readInteger(4))))) // BINBYTES
+            case 0x43: push(.bytes(try readBytes(Int(try readInteger(1))))) // SHORT_BINBYTES
+            case 0x8E, 0x96: push(.bytes(try readBytes(try length(try readInteger(8))))) // BINBYTES8, BYTEARRAY8
 
             // Containers
-            case 0x29: stack.append(.tuple([])) // EMPTY_TUPLE
-            case 0x85: stack.append(.tuple([try pop()])) // TUPLE1
+            case 0x29: try pushTuple([]) // EMPTY_TUPLE
+            case 0x85: try pushTuple([try popSlot()]) // TUPLE1
             case 0x86: // TUPLE2
-                let second = try pop(), first = try pop()
-                stack.append(.tuple([first, second]))
+                let second = try popSlot(), first = try popSlot()
+                try pushTuple([first, second])
             case 0x87: // TUPLE3
-                let third = try pop(), second = try pop(), first = try pop()
-                stack.append(.tuple([first, second, third]))
-            case 0x74: stack.append(.tuple(try popMark())) // TUPLE
-            case 0x5D: stack.append(.list(PickleList())) // EMPTY_LIST
-            case 0x6C: stack.append(.list(PickleList(try popMark()))) // LIST
+                let third = try popSlot(), second = try popSlot(), first = try popSlot()
+                try pushTuple([first, second, third])
+            case 0x74: try pushTuple(try popMarkSlots()) // TUPLE
+            case 0x5D: push(.list(arena.list())) // EMPTY_LIST
+            case 0x6C: push(.list(arena.list(try popMark()))) // LIST
             case 0x61: // APPEND
                 let item = try pop()
                 try list(try top()).items.append(item)
             case 0x65: // APPENDS
                 let items = try popMark()
                 try list(try top()).items.append(contentsOf: items)
-            case 0x7D: stack.append(.dict(PickleDict())) // EMPTY_DICT
+            case 0x7D: push(.dict(arena.dict())) // EMPTY_DICT
             case 0x64: // DICT
                 let items = try popMark()
-                let dict = PickleDict()
+                let dict = arena.dict()
                 try setItems(items, into: dict)
-                stack.append(.dict(dict))
+                push(.dict(dict))
             case 0x73: // SETITEM
                 let value = try pop(), key = try pop()
                 try dict(try top()).set(key, value)
@@ -246,28 +291,28 @@ struct Unpickler {
             // Globals, calls and persistent ids
             case 0x63: // GLOBAL
                 let module = try readLine(), name = try readLine()
-                stack.append(.global(try global(module: module, name: name)))
+                push(.global(try global(module: module, name: name)))
             case 0x93: // STACK_GLOBAL
                 let name = try pop(), module = try pop()
                 guard case let .string(moduleName) = module, case let .string(globalName) = name else {
                     throw malformed("STACK_GLOBAL needs two strings")
                 }
-                stack.append(.global(try global(module: moduleName, name: globalName)))
+                push(.global(try global(module: moduleName, name: globalName)))
             case 0x52: // REDUCE
                 let arguments = try pop(), callable = try pop()
-                stack.append(try call(callable, arguments))
+                push(try call(callable, arguments))
             case 0x81: // NEWOBJ: cls.__new__(cls, *args)
                 let arguments = try pop(), cls = try pop()
                 guard case .global(.orderedDict) = cls, case .tuple = arguments else {
                     throw malformed("NEWOBJ is only accepted for collections.OrderedDict")
                 }
-                stack.append(.dict(PickleDict()))
+                push(.dict(arena.dict()))
             case 0x62: // BUILD
                 let state = try pop()
                 try build(try top(), state: state)
             case 0x51: // BINPERSID
                 let id = try pop()
-                stack.append(try persistentLoad(id))
+                push(try persistentLoad(id))
             default:
                 throw CheckpointError.unsupportedOpcode(path: path, part: part, offset: opcodeOffset, opcode: opcode)
             }
@@ -289,7 +334,7 @@ struct Unpickler {
         guard case let .tuple(args) = arguments else { throw malformed("REDUCE arguments are not a tuple") }
         switch function {
         case .orderedDict:
-            let dict = PickleDict()
+            let dict = arena.dict()
             if let items = args.first {
                 guard case let .list(pairs) = items, args.count == 1 else { throw malformed("OrderedDict() with unexpected arguments") }
                 for pair in pairs.items {
@@ -353,25 +398,47 @@ struct Unpickler {
 
     // MARK: Stack and memo
 
+    private mutating func push(_ value: PickleValue) {
+        stack.append(Slot(value: value))
+    }
+
+    private mutating func pushTuple(_ items: [Slot]) throws {
+        let depth = 1 + (items.map(\.depth).max() ?? 0)
+        guard depth <= Self.maximumTupleDepth else { throw malformed("tuples nest deeper than \(Self.maximumTupleDepth) levels") }
+        stack.append(Slot(value: .tuple(items.map(\.value)), depth: depth))
+    }
+
+    private mutating func popSlot() throws -> Slot {
+        guard stack.count > (marks.last ?? 0), let slot = stack.popLast() else { throw malformed("stack underflow") }
+        return slot
+    }
+
     private mutating func pop() throws -> PickleValue {
-        guard let value = stack.popLast(), stack.count >= (marks.last ?? 0) else { throw malformed("stack underflow") }
-        return value
+        try popSlot().value
+    }
+
+    private func topSlot() throws -> Slot {
+        guard stack.count > (marks.last ?? 0), let slot = stack.last else { throw malformed("stack underflow") }
+        return slot
     }
 
     private func top() throws -> PickleValue {
-        guard let value = stack.last, stack.count > (marks.last ?? 0) else { throw malformed("stack underflow") }
-        return value
+        try topSlot().value
     }
 
-    private mutating func popMark() throws -> [PickleValue] {
+    private mutating func popMarkSlots() throws -> [Slot] {
         guard let mark = marks.popLast(), mark <= stack.count else { throw malformed("no MARK on the stack") }
         let items = Array(stack[mark...])
         stack.removeSubrange(mark...)
         return items
     }
 
+    private mutating func popMark() throws -> [PickleValue] {
+        try popMarkSlots().map(\.value)
+    }
+
     private mutating func put(_ index: Int) throws {
-        memo[index] = try top()
+        memo[index] = try topSlot()
     }
 
     private mutating func get(_ index: Int) throws {

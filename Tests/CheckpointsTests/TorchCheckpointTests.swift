@@ -2,6 +2,7 @@
 
 import Foundation
 import Testing
+import TensorCore
 @testable import Checkpoints
 
 @Suite("torch checkpoints")
@@ -49,6 +50,7 @@ struct TorchCheckpointTests {
               ("out_of_bounds.pth", "tensor 'w': size [3], stride [1] and offset 2 reach element 4 of a 4-element storage"),
               ("negative_stride.pth", "tensor 'w': negative stride [-1]"),
               ("int16.pth", "tensor 'short': unsupported dtype torch.ShortStorage"),
+              ("huge_expanded.pth", "tensor 'w': size [1099511627776] with stride [0] would materialise more than 16 times the file's size"),
           ])
     func rejectsBadCheckpoint(name: String, problem: String) {
         let path = fixture(name)
@@ -79,6 +81,28 @@ struct TorchCheckpointTests {
         for length in stride(from: 4, to: bytes.count, by: 97) {
             try Data(bytes[0..<length]).write(to: path)
             #expect(throws: CheckpointError.self) { _ = try loadCheckpoint(at: path.path) }
+        }
+    }
+
+    @Test("random byte corruption of every format either loads or throws a CheckpointError",
+          arguments: ["tiny_zip.pth", "tiny_legacy.pth", "tiny_zip_protocol4.pth", "tiny.safetensors"])
+    func corruptionThrows(name: String) throws {
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture(name))))
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent(name)
+        var generator = SeededGenerator(seed: 0xC0FFEE)
+        for _ in 0..<150 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            try Data(bytes).write(to: path)
+            do {
+                _ = try loadCheckpoint(at: path.path)
+            } catch let error as CheckpointError {
+                #expect(error.description.hasPrefix("checkpoint \(path.path)"), "\(error)")
+            }
         }
     }
 

@@ -58,6 +58,28 @@ struct UnpicklerTests {
         #expect(checkpointErrorDescription { _ = try unpickle(nested) }.contains("forbidden global 'torch.storage._load_from_bytes'"))
     }
 
+    @Test("hostile nesting is bounded: deep tuples are refused, deep and cyclic lists are torn down without recursion")
+    func hostileNesting() throws {
+        let deepTuples: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 101) + [0x2E]
+        #expect(checkpointErrorDescription { _ = try unpickle(deepTuples) }.contains("tuples nest deeper than 100 levels"))
+
+        // A 300,000-deep chain of lists built with a constant stack through the memo, then a
+        // list appended to itself; releasing either recursively would overflow the stack.
+        var chain: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00, 0x68, 0x00]
+        for _ in 0..<300_000 { chain += [0x5D, 0x71, 0x01, 0x61, 0x30, 0x68, 0x01] }
+        chain += [0x30, 0x68, 0x00, 0x68, 0x00, 0x61, 0x2E]
+        let arena = PickleArena()
+        var unpickler = Unpickler(path: "deep.pkl", part: "data.pkl", bytes: chain, arena: arena) { _ in .none }
+        guard case let .list(root) = try unpickler.load() else { Issue.record("not a list"); return }
+        var depth = 0
+        var cursor = root
+        while case let .list(next)? = cursor.items.first { depth += 1; cursor = next }
+        #expect(depth == 300_000)
+        #expect(root.items.count == 2)
+        arena.tearDown()
+        #expect(root.items.isEmpty)
+    }
+
     @Test("malformed pickles throw: unknown opcode, underflow, missing STOP, bad memo, oversized length")
     func malformed() {
         let cases: [([UInt8], String)] = [

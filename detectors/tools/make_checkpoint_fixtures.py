@@ -223,7 +223,7 @@ def main():
     # Deflated entries: readable by Python's zipfile, rejected by detq.
     with zipfile.ZipFile(path("compressed.pth"), "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in zip_entries(path("tiny_zip.pth")):
-            archive.writestr(name, data)
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
 
     with open(path("tiny_zip.pth"), "rb") as f:
         data = f.read()
@@ -253,6 +253,10 @@ def main():
                     collections.OrderedDict([("w", FakeTensor(storage, 2, [3], [1]))]), {"0": four})
     write_torch_zip(path("negative_stride.pth"), "negative_stride",
                     collections.OrderedDict([("w", FakeTensor(storage, 3, [2], [-1]))]), {"0": four})
+    # A stride-0 view claiming 2**40 elements of a 4-element storage (valid for torch,
+    # but materialising it would need terabytes).
+    write_torch_zip(path("huge_expanded.pth"), "huge_expanded",
+                    collections.OrderedDict([("w", FakeTensor(storage, 0, [2**40], [0]))]), {"0": four})
     try:
         torch.load(path("out_of_bounds.pth"))
         raise AssertionError("torch loaded out_of_bounds.pth")
