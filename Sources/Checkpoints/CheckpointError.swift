@@ -17,7 +17,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case compressedEntry(path: String, entry: String, method: Int)
     /// A zip entry the torch layout needs is absent.
     case missingEntry(path: String, entry: String)
-    /// A pickle is damaged; `part` names which pickle, `offset` is the byte offset in it.
+    /// A pickle (or the legacy storage data after it) is damaged; `part` names which pickle,
+    /// `offset` is the byte offset of the failing opcode in the file.
     case malformedPickle(path: String, part: String, offset: Int, problem: String)
     /// The pickle names a global outside the allow-list (nothing is ever executed).
     case forbiddenGlobal(path: String, name: String)

@@ -56,7 +56,6 @@ public struct StoredTensor: Sendable, Equatable {
             throw CheckpointError.unsupportedConversion(from: dtype, to: target)
         }
         let count = try checkedElementCount()
-        if dtype == .float64 && target == .float64 { return self }
         let values = decodeFloats(bytes, dtype: dtype, count: count)
         return StoredTensor(dtype: target, shape: shape, bytes: encodeFloats(values, as: target))
     }

@@ -33,13 +33,11 @@ func loadTorchZipCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict {
         guard case let .tuple(fields) = id, fields.count == 5, case .string("storage") = fields[0],
               case let .global(.storageType(type)) = fields[1], case let .string(key) = fields[2],
               case let .int(count) = fields[4], count >= 0 else {
-            throw CheckpointError.malformedPickle(path: path, part: pickleEntry.name, offset: 0,
-                                                  problem: "persistent id is not ('storage', type, key, location, numel)")
+            throw PersistentIDProblem(problem: "persistent id is not ('storage', type, key, location, numel)")
         }
         if let existing = storages[key] {
             guard existing.type == type else {
-                throw CheckpointError.malformedPickle(path: path, part: pickleEntry.name, offset: 0,
-                                                      problem: "storage '\(key)' is both \(existing.type.name) and \(type.name)")
+                throw PersistentIDProblem(problem: "storage '\(key)' is both \(existing.type.name) and \(type.name)")
             }
         } else {
             let entryName = prefix + "data/" + key
@@ -71,7 +69,7 @@ func loadLegacyTorchCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict
         return value
     }
     let noPersistentIds: (String) -> (PickleValue) throws -> PickleValue = { part in
-        { _ in throw CheckpointError.malformedPickle(path: path, part: part, offset: 0, problem: "unexpected persistent id") }
+        { _ in throw PersistentIDProblem(problem: "unexpected persistent id in the \(part) pickle") }
     }
 
     // 0x1950a86a20f9469cfc6c, little-endian.
@@ -94,24 +92,19 @@ func loadLegacyTorchCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict
 
     // Storage types by root key, learned from the main pickle's persistent ids.
     var rootTypes: [String: TorchStorageType] = [:]
-    let mainStart = position
     let root = try nextPickle("main pickle") { id in
         guard case let .tuple(fields) = id, fields.count == 6, case let .string(kind) = fields[0] else {
-            throw CheckpointError.malformedPickle(path: path, part: "main pickle", offset: mainStart,
-                                                  problem: "persistent id is not a ('storage', ...) tuple")
+            throw PersistentIDProblem(problem: "persistent id is not a ('storage', ...) tuple")
         }
         guard kind == "storage" else {
-            throw CheckpointError.malformedPickle(path: path, part: "main pickle", offset: mainStart,
-                                                  problem: "persistent id of kind '\(kind)' is not supported (pickled modules are not read)")
+            throw PersistentIDProblem(problem: "persistent id of kind '\(kind)' is not supported (pickled modules are not read)")
         }
         guard case let .global(.storageType(type)) = fields[1], case let .string(rootKey) = fields[2],
               case let .int(count) = fields[4], count >= 0 else {
-            throw CheckpointError.malformedPickle(path: path, part: "main pickle", offset: mainStart,
-                                                  problem: "persistent id is not ('storage', type, root_key, location, numel, view_metadata)")
+            throw PersistentIDProblem(problem: "persistent id is not ('storage', type, root_key, location, numel, view_metadata)")
         }
         if let known = rootTypes[rootKey], known != type {
-            throw CheckpointError.malformedPickle(path: path, part: "main pickle", offset: mainStart,
-                                                  problem: "storage '\(rootKey)' is both \(known.name) and \(type.name)")
+            throw PersistentIDProblem(problem: "storage '\(rootKey)' is both \(known.name) and \(type.name)")
         }
         rootTypes[rootKey] = type
         // view_metadata: None, or (view_key, offset, view_size) in elements of the root storage.
@@ -120,13 +113,11 @@ func loadLegacyTorchCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict
             return .storage(StorageReference(type: type, key: rootKey, elementOffset: 0, elementCount: count))
         case let .tuple(view):
             guard view.count == 3, case let .int(offset) = view[1], case let .int(size) = view[2], offset >= 0, size >= 0 else {
-                throw CheckpointError.malformedPickle(path: path, part: "main pickle", offset: mainStart,
-                                                      problem: "bad storage view metadata for '\(rootKey)'")
+                throw PersistentIDProblem(problem: "bad storage view metadata for '\(rootKey)'")
             }
             return .storage(StorageReference(type: type, key: rootKey, elementOffset: offset, elementCount: size))
         default:
-            throw CheckpointError.malformedPickle(path: path, part: "main pickle", offset: mainStart,
-                                                  problem: "bad storage view metadata for '\(rootKey)'")
+            throw PersistentIDProblem(problem: "bad storage view metadata for '\(rootKey)'")
         }
     }
 
@@ -146,8 +137,8 @@ func loadLegacyTorchCheckpoint(path: String, bytes: [UInt8]) throws -> StateDict
         guard let rawCount = bytes.littleEndian(at: position, width: 8), rawCount <= UInt64(Int.max),
               let byteCount = multiplyChecked(Int(rawCount), type.elementSize),
               let end = addChecked(position + 8, byteCount), end <= bytes.count else {
-            throw CheckpointError.invalidTensor(path: path, key: "storage \(key)",
-                                                problem: "data at byte \(position) runs past the end of the \(bytes.count)-byte file (truncated?)")
+            throw CheckpointError.malformedPickle(path: path, part: "storage data", offset: position,
+                                                  problem: "storage '\(key)' runs past the end of the \(bytes.count)-byte file (truncated?)")
         }
         storages[key] = StorageData(type: type, byteRange: (position + 8)..<end)
         position = end

@@ -99,6 +99,12 @@ enum PickleGlobal: Equatable {
     }
 }
 
+/// Thrown by a persistent-id loader for an id of the wrong form; the unpickler reports it
+/// with the file, the pickle part and the byte offset of the BINPERSID opcode.
+struct PersistentIDProblem: Error {
+    var problem: String
+}
+
 /// A storage a tensor views: the format-specific loader resolves `key` to bytes.
 struct StorageReference {
     var type: TorchStorageType
@@ -312,7 +318,11 @@ struct Unpickler {
                 try build(try top(), state: state)
             case 0x51: // BINPERSID
                 let id = try pop()
-                push(try persistentLoad(id))
+                do {
+                    push(try persistentLoad(id))
+                } catch let error as PersistentIDProblem {
+                    throw malformed(error.problem)
+                }
             default:
                 throw CheckpointError.unsupportedOpcode(path: path, part: part, offset: opcodeOffset, opcode: opcode)
             }

@@ -80,6 +80,17 @@ struct UnpicklerTests {
         #expect(root.items.isEmpty)
     }
 
+    @Test("a persistent id the loader rejects is reported at the BINPERSID opcode's offset")
+    func persistentIDProblem() {
+        // NONE, NONE, BINPERSID (at byte 4), STOP
+        let bytes: [UInt8] = [0x80, 0x02, 0x4E, 0x4E, 0x51, 0x2E]
+        var unpickler = Unpickler(path: "ids.pkl", part: "data.pkl", bytes: bytes) { _ in
+            throw PersistentIDProblem(problem: "persistent id is not a tuple")
+        }
+        #expect(checkpointErrorDescription { _ = try unpickler.load() }
+            == "checkpoint ids.pkl: data.pkl at byte 4: persistent id is not a tuple")
+    }
+
     @Test("malformed pickles throw: unknown opcode, underflow, missing STOP, bad memo, oversized length")
     func malformed() {
         let cases: [([UInt8], String)] = [
