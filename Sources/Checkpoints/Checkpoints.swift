@@ -1,1 +1,0 @@
-// Checkpoints: placeholder until its first piece lands.
