@@ -25,11 +25,11 @@ let package = Package(
         // Swift modules; the graph is the architecture (see README).
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
         .target(name: "ImageIO", dependencies: ["CImageCodecs"]),
-        .target(name: "Checkpoints", dependencies: ["TensorCore"]),
+        .target(name: "Checkpoints", dependencies: ["TensorCore"], exclude: ["README.md"]),
         .target(name: "Layers", dependencies: ["TensorCore", "Checkpoints"]),
-        .target(name: "BoxOps", dependencies: ["TensorCore"]),
+        .target(name: "BoxOps", dependencies: ["TensorCore"], exclude: ["README.md"]),
         .target(name: "Detectors", dependencies: ["TensorCore", "Layers", "BoxOps"]),
-        .target(name: "Quantization", dependencies: ["TensorCore", "Layers"]),
+        .target(name: "Quantization", dependencies: ["TensorCore", "Layers", "Checkpoints"]),
         .target(name: "COCO"),
         .target(name: "DetQKit", dependencies: [
             "TensorCore", "ImageIO", "Checkpoints", "Layers", "BoxOps", "Detectors", "Quantization", "COCO",
@@ -40,9 +40,9 @@ let package = Package(
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "TensorCore", "Checkpoints"]),
-        .testTarget(name: "BoxOpsTests", dependencies: ["BoxOps", "TensorCore"]),
+        .testTarget(name: "BoxOpsTests", dependencies: ["BoxOps", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Layers", "BoxOps", "TensorCore", "Checkpoints"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Layers", "TensorCore"]),
         .testTarget(name: "COCOTests", dependencies: ["COCO"]),
