@@ -37,7 +37,7 @@ struct Detect: ParsableCommand {
         for path in images {
             let image = try loadImage(at: path)
             let detections = model.detect(image)
-            report.images.append(.image(file: path, width: image.width, height: image.height, detections))
+            report.images.append(DetectionReport.image(file: path, width: image.width, height: image.height, detections))
             if let draw { try drawDetections(detections, on: image, names: model.classNames, file: path, directory: draw) }
             if json == nil {
                 print("\(path): \(detections.count) detections")
