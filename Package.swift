@@ -46,6 +46,6 @@ let package = Package(
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Layers", "BoxOps", "TensorCore", "Checkpoints"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Layers", "TensorCore"]),
         .testTarget(name: "COCOTests", dependencies: ["COCO"]),
-        .testTarget(name: "DetQKitTests", dependencies: ["DetQKit"]),
+        .testTarget(name: "DetQKitTests", dependencies: ["DetQKit"], exclude: ["Fixtures"]),
     ]
 )
