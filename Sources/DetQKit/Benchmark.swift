@@ -157,7 +157,8 @@ extension BenchmarkResult {
         for row in rows {
             let sgemm = row.sgemmGflops.map { String(format: "%8.1f", $0) } ?? "       –"
             let ratio = row.sgemmGflops.map { String(format: "%5.0f %%", 100 * row.gflops / $0) } ?? "     –"
-            lines.append(String(format: "  %-16@ %6d %8.1f %9.1f", row.kind as NSString, row.layers, row.milliseconds, row.gflops)
+            let kind = row.kind.padding(toLength: 16, withPad: " ", startingAt: 0)
+            lines.append("  \(kind)" + String(format: " %6d %8.1f %9.1f", row.layers, row.milliseconds, row.gflops)
                          + "   \(sgemm)                     \(ratio)")
         }
         lines.append(String(format: "  other (pooling, adds, activations, postprocess) %.1f ms", otherMilliseconds))
