@@ -38,8 +38,14 @@ public struct COCOEvaluator: Sendable {
         self.parameters = .standard
     }
 
-    /// Runs evaluate, accumulate and summarize.
-    public func run() -> COCOEvaluation {
+    /// The units of work `run` reports to `onTaskFinished`: one per (category, area range).
+    public var taskCount: Int {
+        (useCategories ? Set(groundTruth.categories.map(\.id)).count : 1) * parameters.areaRanges.count
+    }
+
+    /// Runs evaluate, accumulate and summarize. `onTaskFinished` is called (from any thread)
+    /// after each of the `taskCount` (category, area range) evaluations.
+    public func run(onTaskFinished: (@Sendable () -> Void)? = nil) -> COCOEvaluation {
         let annotations = groundTruth.annotations
         let detections = results.detections
         let imageIds = Array(Set(groundTruth.images.map(\.id))).sorted()
@@ -77,7 +83,8 @@ public struct COCOEvaluator: Sendable {
                                      detections: detections, categoryCount: categoryCount,
                                      imageCount: imageCount, maxDetections: parameters.maxDetections.last ?? 100,
                                      threads: threads)
-        let (precision, recall) = accumulate(prepared, annotations: annotations, detections: detections)
+        let (precision, recall) = accumulate(prepared, annotations: annotations, detections: detections,
+                                             onTaskFinished: onTaskFinished)
         let evaluatedIds = useCategories ? distinctCategoryIds : [-1]
         var names: [Int: String] = [:]
         for category in groundTruth.categories { names[category.id] = category.name }  // last wins, as COCO.cats
@@ -122,8 +129,8 @@ public struct COCOEvaluator: Sendable {
     /// Per (category k, area range a): evaluateImg on every image, then accumulate for each
     /// maxDets. Returns precision [T, R, K, A, M] and recall [T, K, A, M], row-major, -1 where
     /// pycocotools leaves -1.
-    private func accumulate(_ prepared: PreparedCells, annotations: [COCOAnnotation],
-                            detections: [COCODetection]) -> (precision: [Double], recall: [Double]) {
+    private func accumulate(_ prepared: PreparedCells, annotations: [COCOAnnotation], detections: [COCODetection],
+                            onTaskFinished: (@Sendable () -> Void)?) -> (precision: [Double], recall: [Double]) {
         let thresholds = parameters.iouThresholds
         let recallThresholds = parameters.recallThresholds
         let areaRanges = parameters.areaRanges
@@ -151,6 +158,7 @@ public struct COCOEvaluator: Sendable {
                             recallOut[((tIndex * k + category) * a + area) * m + mIndex] = value
                         }
                     }
+                    onTaskFinished?()
                 }
             }
         }
@@ -161,12 +169,13 @@ public struct COCOEvaluator: Sendable {
     /// result is None (no ground truth and no detection) or no ground truth is regular (npig = 0).
     private func evaluateCategory(_ prepared: PreparedCells, category: Int, range: COCOAreaRange,
                                   annotations: [COCOAnnotation], detections: [COCODetection]) -> DetectionStatuses? {
-        let thresholds = parameters.iouThresholds
+        let thresholds = parameters.iouThresholds.map { min($0, 1 - 1e-10) }
         let thresholdCount = thresholds.count
         let firstCell = category * prepared.imageCount
         let base = prepared.dtStart[firstCell]
         let count = prepared.dtStart[firstCell + prepared.imageCount] - base
-        // Status of detection i (position base + i) at threshold t: 0 ignored, 1 true positive, 2 false positive.
+        // Status of the detection i-th in the category's score order at threshold t, at
+        // statuses[i * T + t]: 0 ignored, 1 true positive, 2 false positive.
         var statuses = [UInt8](repeating: 0, count: thresholdCount * count)
         var regularCount = 0
         var anyCell = false
@@ -177,76 +186,93 @@ public struct COCOEvaluator: Sendable {
         var idIsZero: [Bool] = []
         var matched: [Bool] = []
         var row: [Double] = []
-        let effectiveThresholds = thresholds.map { min($0, 1 - 1e-10) }
-        for image in 0..<prepared.imageCount {
-            let cell = firstCell + image
-            let gtItems = prepared.gtCells.items(cell)
-            let dtRange = prepared.dtStart[cell]..<prepared.dtStart[cell + 1]
-            let gtCount = gtItems.count
-            // evaluateImg returns None without ground truth and detections (before the cut to 100).
-            if gtCount == 0 && prepared.dtCells.count(cell) == 0 { continue }
-            anyCell = true
-            // Stable argsort by the ignore flag.
-            column.removeAll(keepingCapacity: true)
-            for pass in 0..<2 {
-                for (position, item) in gtItems.enumerated() {
-                    let annotation = annotations[Int(item)]
-                    let isIgnored = annotation.isCrowd || range.excludes(annotation.area)
-                    if isIgnored == (pass == 1) { column.append(position) }
-                }
-            }
-            ignored.removeAll(keepingCapacity: true)
-            crowd.removeAll(keepingCapacity: true)
-            idIsZero.removeAll(keepingCapacity: true)
-            for position in column {
-                let annotation = annotations[Int(gtItems[gtItems.startIndex + position])]
-                let isIgnored = annotation.isCrowd || range.excludes(annotation.area)
-                ignored.append(isIgnored)
-                crowd.append(annotation.isCrowd)
-                idIsZero.append(annotation.id == 0)
-                if !isIgnored { regularCount += 1 }
-            }
-            if dtRange.isEmpty { continue }
-            matched.removeAll(keepingCapacity: true)
-            matched.append(contentsOf: repeatElement(false, count: thresholdCount * gtCount))
-            row.removeAll(keepingCapacity: true)
-            row.append(contentsOf: repeatElement(0, count: gtCount))
-            var iouOffset = prepared.iouStart[cell]
-            // pycocotools loops thresholds outside detections; each threshold's state only moves
-            // with the detections in order, so detections outside is the same computation.
-            for position in dtRange {
-                for g in 0..<gtCount { row[g] = prepared.ious[iouOffset + column[g]] }
-                iouOffset += gtCount
-                let outside = range.excludes(detections[Int(prepared.dtOrder[position])].bbox.area)
-                let statusIndex = position - base
-                for threshold in 0..<thresholdCount {
-                    var best = effectiveThresholds[threshold]
-                    var match = -1
-                    let matchedBase = threshold * gtCount
-                    for g in 0..<gtCount {
-                        // already matched and not a crowd: skip
-                        if matched[matchedBase + g] && !crowd[g] { continue }
-                        // holding a regular box, reached the ignored ones: stop
-                        if match > -1 && !ignored[match] && ignored[g] { break }
-                        if row[g] < best { continue }
-                        best = row[g]
-                        match = g
+        statuses.withUnsafeMutableBufferPointer { out in
+            for image in 0..<prepared.imageCount {
+                let cell = firstCell + image
+                let gtItems = prepared.gtCells.items(cell)
+                let dtRange = prepared.dtStart[cell]..<prepared.dtStart[cell + 1]
+                let gtCount = gtItems.count
+                // evaluateImg returns None without ground truth and detections (before the cut to 100).
+                if gtCount == 0 && prepared.dtCells.count(cell) == 0 { continue }
+                anyCell = true
+                // Stable argsort by the ignore flag.
+                column.removeAll(keepingCapacity: true)
+                ignored.removeAll(keepingCapacity: true)
+                crowd.removeAll(keepingCapacity: true)
+                idIsZero.removeAll(keepingCapacity: true)
+                var regularInImage = 0
+                for pass in 0..<2 {
+                    for (position, item) in gtItems.enumerated() {
+                        let annotation = annotations[Int(item)]
+                        let isIgnored = annotation.isCrowd || range.excludes(annotation.area)
+                        guard isIgnored == (pass == 1) else { continue }
+                        column.append(position)
+                        ignored.append(isIgnored)
+                        crowd.append(annotation.isCrowd)
+                        idIsZero.append(annotation.id == 0)
+                        if !isIgnored { regularInImage += 1 }
                     }
-                    var status: UInt8
-                    if match == -1 {
-                        status = outside ? 0 : 2
-                    } else {
-                        matched[matchedBase + match] = true
-                        if ignored[match] {
-                            status = 0
-                        } else if idIsZero[match] {
-                            // dtm holds gt id 0: accumulate sees no match
+                }
+                regularCount += regularInImage
+                if gtCount == 0 {
+                    for position in dtRange {
+                        let outside = range.excludes(detections[Int(prepared.dtOrder[position])].bbox.area)
+                        let first = Int(prepared.scoreIndex[position]) * thresholdCount
+                        for threshold in 0..<thresholdCount { out[first + threshold] = outside ? 0 : 2 }
+                    }
+                    continue
+                }
+                matched.removeAll(keepingCapacity: true)
+                matched.append(contentsOf: repeatElement(false, count: thresholdCount * gtCount))
+                row.removeAll(keepingCapacity: true)
+                row.append(contentsOf: repeatElement(0, count: gtCount))
+                var iouOffset = prepared.iouStart[cell]
+                // pycocotools loops thresholds outside detections; each threshold's state only moves
+                // with the detections in order, so detections outside is the same computation.
+                for position in dtRange {
+                    var reachesLowest = false
+                    for g in 0..<gtCount {
+                        let iou = prepared.ious[iouOffset + column[g]]
+                        row[g] = iou
+                        if !(iou < thresholds[0]) { reachesLowest = true }
+                    }
+                    iouOffset += gtCount
+                    let outside = range.excludes(detections[Int(prepared.dtOrder[position])].bbox.area)
+                    let first = Int(prepared.scoreIndex[position]) * thresholdCount
+                    guard reachesLowest else {
+                        // no IoU reaches any threshold: unmatched everywhere
+                        for threshold in 0..<thresholdCount { out[first + threshold] = outside ? 0 : 2 }
+                        continue
+                    }
+                    for threshold in 0..<thresholdCount {
+                        var best = thresholds[threshold]
+                        var match = -1
+                        let matchedBase = threshold * gtCount
+                        for g in 0..<gtCount {
+                            // already matched and not a crowd: skip
+                            if matched[matchedBase + g] && !crowd[g] { continue }
+                            // holding a regular box, reached the ignored ones: stop
+                            if match > -1 && !ignored[match] && ignored[g] { break }
+                            if row[g] < best { continue }
+                            best = row[g]
+                            match = g
+                        }
+                        var status: UInt8
+                        if match == -1 {
                             status = outside ? 0 : 2
                         } else {
-                            status = 1
+                            matched[matchedBase + match] = true
+                            if ignored[match] {
+                                status = 0
+                            } else if idIsZero[match] {
+                                // dtm holds gt id 0: accumulate sees no match
+                                status = outside ? 0 : 2
+                            } else {
+                                status = 1
+                            }
                         }
+                        out[first + threshold] = status
                     }
-                    statuses[threshold * count + statusIndex] = status
                 }
             }
         }
@@ -268,39 +294,58 @@ private struct DetectionStatuses {
     /// accumulate() for one maxDets: tp/fp cumulative sums in the category's score order, recall
     /// and precision with NumPy's arithmetic, the right-to-left precision envelope, and
     /// `searchsorted(rc, recThrs, side='left')`.
+    ///
+    /// Only true positives move recall and can raise precision: after a false positive
+    /// precision can only fall (`tp / (fp + tp + eps)` with a larger `fp`, in floating point as
+    /// well), after an ignored detection it is unchanged. So the envelope at any index equals
+    /// the largest precision over the true positives at or after it, the first index where
+    /// recall reaches a threshold is a true positive (or index 0, where precision is 0 unless it
+    /// is a true positive), and the same doubles come out computing precision and recall at the
+    /// true positives only.
     func accumulate(maxDetection: Int, thresholds: [Double],
                     precision: (_ t: Int, _ r: Int, _ value: Double) -> Void,
                     recall: (_ t: Int, _ value: Double) -> Void) {
         let base = prepared.dtStart[category * prepared.imageCount]
-        let order = prepared.scoreOrder[base..<(base + count)]
-        let ranks = prepared.rank
         let regular = Double(regularCount)
-        var recalls = [Double](repeating: 0, count: count)
-        var precisions = [Double](repeating: 0, count: count)
-        for threshold in 0..<thresholdCount {
-            var truePositives = 0.0
-            var falsePositives = 0.0
-            var n = 0
-            let row = threshold * count
-            for position in order where Int(ranks[Int(position)]) < maxDetection {
-                let status = statuses[row + Int(position) - base]
-                if status == 1 { truePositives += 1 } else if status == 2 { falsePositives += 1 }
-                recalls[n] = truePositives / regular
-                // tp / (fp + tp + np.spacing(1))
-                precisions[n] = truePositives / (falsePositives + truePositives + Double.ulpOfOne)
-                n += 1
-            }
-            recall(threshold, n > 0 ? recalls[n - 1] : 0)
-            var index = n - 1
-            while index > 0 {
-                if precisions[index] > precisions[index - 1] { precisions[index - 1] = precisions[index] }
-                index -= 1
-            }
-            // Thresholds ascend and rc does not descend: a moving lower bound is searchsorted(side='left').
-            var lower = 0
-            for (r, value) in thresholds.enumerated() {
-                while lower < n && recalls[lower] < value { lower += 1 }
-                precision(threshold, r, lower < n ? precisions[lower] : 0)
+        var eventRecall: [Double] = []
+        var eventPrecision: [Double] = []
+        eventRecall.reserveCapacity(regularCount)
+        eventPrecision.reserveCapacity(regularCount)
+        prepared.rankByScore.withUnsafeBufferPointer { allRanks in
+            let ranks = UnsafeBufferPointer(rebasing: allRanks[base..<(base + count)])
+            statuses.withUnsafeBufferPointer { allStatuses in
+                for threshold in 0..<thresholdCount {
+                    var truePositives = 0
+                    var falsePositives = 0
+                    var n = 0
+                    eventRecall.removeAll(keepingCapacity: true)
+                    eventPrecision.removeAll(keepingCapacity: true)
+                    for index in 0..<count where Int(ranks[index]) < maxDetection {
+                        n += 1
+                        let status = allStatuses[index * thresholdCount + threshold]
+                        if status == 2 {
+                            falsePositives += 1
+                        } else if status == 1 {
+                            truePositives += 1
+                            let tp = Double(truePositives)
+                            eventRecall.append(tp / regular)
+                            // tp / (fp + tp + np.spacing(1))
+                            eventPrecision.append(tp / (Double(falsePositives) + tp + Double.ulpOfOne))
+                        }
+                    }
+                    recall(threshold, n > 0 ? Double(truePositives) / regular : 0)
+                    var event = eventPrecision.count - 1
+                    while event > 0 {
+                        if eventPrecision[event] > eventPrecision[event - 1] { eventPrecision[event - 1] = eventPrecision[event] }
+                        event -= 1
+                    }
+                    // Thresholds ascend and recall does not descend: a moving lower bound.
+                    var lower = 0
+                    for (r, value) in thresholds.enumerated() {
+                        while lower < eventRecall.count && eventRecall[lower] < value { lower += 1 }
+                        precision(threshold, r, lower < eventRecall.count ? eventPrecision[lower] : 0)
+                    }
+                }
             }
         }
     }

@@ -11,11 +11,23 @@ func numpyLinspace(_ start: Double, _ stop: Double, count: Int) -> [Double] {
     return values
 }
 
-/// `numpy.mean` of a 1-D float64 array: NumPy's pairwise summation (8 accumulators, blocks of
-/// 128), then one division by the count. nil for an empty array.
+/// `numpy.mean` of a 1-D float64 array: the reduction walks the array in buffers of 8192
+/// elements (NumPy's default `bufsize`), adds each buffer's pairwise sum (8 accumulators, blocks
+/// of 128) to a running total that starts at 0, then divides once by the count. nil for an
+/// empty array.
 func numpyMean(_ values: [Double]) -> Double? {
     guard !values.isEmpty else { return nil }
-    let sum = values.withUnsafeBufferPointer { pairwiseSum($0.baseAddress!, values.count) }
+    let bufferSize = 8192
+    var sum = 0.0
+    values.withUnsafeBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        var start = 0
+        while start < buffer.count {
+            let n = min(bufferSize, buffer.count - start)
+            sum += pairwiseSum(base + start, n)
+            start += n
+        }
+    }
     return sum / Double(values.count)
 }
 

@@ -60,15 +60,16 @@ struct PreparedCells: Sendable {
     let dtStart: [Int]
     /// Detection index at each position.
     let dtOrder: [Int32]
-    /// Rank of each position within its cell (0 = highest score).
-    let rank: [Int32]
     /// The IoU matrix of cell c starts at `iouStart[c]`, row-major [D, G].
     let iouStart: [Int]
     let ious: [Double]
-    /// For category k, positions `dtStart[k * imageCount]..<dtStart[(k + 1) * imageCount]` sorted
-    /// by score, highest first, ties in position order (image order, then rank): NumPy's
-    /// mergesort of the concatenated per-image lists.
-    let scoreOrder: [Int32]
+    /// For category k, whose positions are `dtStart[k * imageCount]..<dtStart[(k + 1) * imageCount]`,
+    /// the index of each position in the order that accumulate's mergesort gives (score, highest
+    /// first; ties in position order: image order, then rank), counted from the category's first position.
+    let scoreIndex: [Int32]
+    /// At the category's first position + i: the rank within its image (0 = highest score) of
+    /// the detection that comes i-th in the category's score order.
+    let rankByScore: [Int32]
 
     init(gtCells: CellLists, dtCells: CellLists, annotations: [COCOAnnotation], detections: [COCODetection],
          categoryCount: Int, imageCount: Int, maxDetections: Int, threads: Int) {
@@ -120,16 +121,24 @@ struct PreparedCells: Sendable {
             }
         }
         // accumulate's order per category.
-        var scoreOrder = [Int32](repeating: 0, count: dtStart[cellCount])
+        var scoreIndex = [Int32](repeating: 0, count: dtStart[cellCount])
+        var rankByScore = [Int32](repeating: 0, count: dtStart[cellCount])
         let order = dtOrder
-        scoreOrder.withUnsafeMutableBufferPointer { buffer in
-            let output = UncheckedSendable(buffer)
-            forEachTask(categoryCount, threads: threads) { category in
-                let lower = dtStart[category * imageCount]
-                let upper = dtStart[(category + 1) * imageCount]
-                var positions = Array(lower..<upper)
-                sortByScore(&positions) { detections[Int(order[$0])].score }
-                for (offset, position) in positions.enumerated() { output.value[lower + offset] = Int32(position) }
+        let ranks = rank
+        scoreIndex.withUnsafeMutableBufferPointer { indexBuffer in
+            rankByScore.withUnsafeMutableBufferPointer { rankBuffer in
+                let output = UncheckedSendable((indexBuffer, rankBuffer))
+                forEachTask(categoryCount, threads: threads) { category in
+                    let (indexOut, rankOut) = output.value
+                    let lower = dtStart[category * imageCount]
+                    let upper = dtStart[(category + 1) * imageCount]
+                    var positions = Array(lower..<upper)
+                    sortByScore(&positions) { detections[Int(order[$0])].score }
+                    for (offset, position) in positions.enumerated() {
+                        indexOut[position] = Int32(offset)
+                        rankOut[lower + offset] = ranks[position]
+                    }
+                }
             }
         }
         self.gtCells = gtCells
@@ -138,10 +147,10 @@ struct PreparedCells: Sendable {
         self.imageCount = imageCount
         self.dtStart = dtStart
         self.dtOrder = dtOrder
-        self.rank = rank
         self.iouStart = iouStart
         self.ious = ious
-        self.scoreOrder = scoreOrder
+        self.scoreIndex = scoreIndex
+        self.rankByScore = rankByScore
     }
 
     /// Kept detections of category `category` over all images.

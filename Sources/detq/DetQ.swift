@@ -6,6 +6,6 @@ struct DetQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "detq",
         abstract: "Post-training quantization of object detectors, on the CPU.",
-        subcommands: []
+        subcommands: [CocoEval.self]
     )
 }
