@@ -428,8 +428,9 @@ struct NumberToken {
 
     /// The value as Int when the token is a plain integer that fits, else nil.
     var exactInteger: Int? {
-        guard isInteger, !truncated, exponent == 0, mantissa <= UInt64(Int.max) else { return nil }
-        return negative ? -Int(mantissa) : Int(mantissa)
+        guard isInteger, !truncated, exponent == 0 else { return nil }
+        if mantissa <= UInt64(Int.max) { return negative ? -Int(mantissa) : Int(mantissa) }
+        return negative && mantissa == UInt64(Int.max) + 1 ? Int.min : nil
     }
 
     /// The nearest Double (round half to even), as `strtod` and Python's `float` give it.
