@@ -103,8 +103,9 @@ func writeAtomically(_ bytes: [UInt8], to path: String) throws(COCOError) {
     var written = 0
     var failure: Int32 = 0
     bytes.withUnsafeBytes { raw in
+        guard let base = raw.baseAddress else { return }
         while written < raw.count {
-            let n = write(descriptor, raw.baseAddress! + written, raw.count - written)
+            let n = write(descriptor, base + written, raw.count - written)
             if n < 0, errno == EINTR { continue }
             if n <= 0 {
                 failure = n < 0 ? errno : EIO

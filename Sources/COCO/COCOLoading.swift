@@ -60,13 +60,12 @@ public func parseResults(_ bytes: UnsafeBufferPointer<UInt8>, file: String) thro
     detections.reserveCapacity(bytes.count / 90)
     try scanner.beginArray("the top level", expected: "an array of result objects")
     var first = true
-    var box = (0.0, 0.0, 0.0, 0.0)
     while try scanner.nextElement(&first) {
         let index = detections.count
         try scanner.beginObject("[\(index)]")
         var imageId: Int?
         var categoryId: Int?
-        var hasBox = false
+        var box: COCOBox?
         var score: Double?
         var firstKey = true
         while let key = try scanner.nextKey(&firstKey) {
@@ -75,11 +74,7 @@ public func parseResults(_ bytes: UnsafeBufferPointer<UInt8>, file: String) thro
             } else if scanner.key(key, is: "category_id") {
                 categoryId = try scanner.readInteger("[\(index)].category_id")
             } else if scanner.key(key, is: "bbox") {
-                try withUnsafeMutableBytes(of: &box) { raw throws(COCOError) in
-                    try scanner.readNumbers(4, into: raw.baseAddress!.assumingMemoryBound(to: Double.self),
-                                            "[\(index)].bbox")
-                }
-                hasBox = true
+                box = try scanner.readBox("[\(index)].bbox")
             } else if scanner.key(key, is: "score") {
                 score = try scanner.readDouble("[\(index)].score")
             } else {
@@ -88,10 +83,10 @@ public func parseResults(_ bytes: UnsafeBufferPointer<UInt8>, file: String) thro
         }
         guard let imageId else { throw COCOError.missingField(file: file, field: "[\(index)].image_id") }
         guard let categoryId else { throw COCOError.missingField(file: file, field: "[\(index)].category_id") }
-        guard hasBox else { throw COCOError.missingField(file: file, field: "[\(index)].bbox") }
+        guard let box else { throw COCOError.missingField(file: file, field: "[\(index)].bbox") }
         guard let score else { throw COCOError.missingField(file: file, field: "[\(index)].score") }
         detections.append(COCODetection(imageId: imageId, categoryId: categoryId,
-                                        bbox: COCOBox(x: box.0, y: box.1, width: box.2, height: box.3), score: score))
+                                        bbox: box, score: score))
     }
     try scanner.expectEnd()
     return detections
@@ -162,14 +157,13 @@ private func readAnnotations(_ scanner: inout JSONScanner) throws(COCOError) -> 
     var annotations: [COCOAnnotation] = []
     try scanner.beginArray("annotations")
     var first = true
-    var box = (0.0, 0.0, 0.0, 0.0)
     while try scanner.nextElement(&first) {
         let index = annotations.count
         try scanner.beginObject("annotations[\(index)]")
         var id: Int?
         var imageId: Int?
         var categoryId: Int?
-        var hasBox = false
+        var box: COCOBox?
         var area: Double?
         var isCrowd: Bool?
         var firstKey = true
@@ -181,11 +175,7 @@ private func readAnnotations(_ scanner: inout JSONScanner) throws(COCOError) -> 
             } else if scanner.key(key, is: "category_id") {
                 categoryId = try scanner.readInteger("annotations[\(index)].category_id")
             } else if scanner.key(key, is: "bbox") {
-                try withUnsafeMutableBytes(of: &box) { raw throws(COCOError) in
-                    try scanner.readNumbers(4, into: raw.baseAddress!.assumingMemoryBound(to: Double.self),
-                                            "annotations[\(index)].bbox")
-                }
-                hasBox = true
+                box = try scanner.readBox("annotations[\(index)].bbox")
             } else if scanner.key(key, is: "area") {
                 area = try scanner.readDouble("annotations[\(index)].area")
             } else if scanner.key(key, is: "iscrowd") {
@@ -198,12 +188,11 @@ private func readAnnotations(_ scanner: inout JSONScanner) throws(COCOError) -> 
         guard let id else { throw COCOError.missingField(file: file, field: "annotations[\(index)].id") }
         guard let imageId else { throw COCOError.missingField(file: file, field: "annotations[\(index)].image_id") }
         guard let categoryId else { throw COCOError.missingField(file: file, field: "annotations[\(index)].category_id") }
-        guard hasBox else { throw COCOError.missingField(file: file, field: "annotations[\(index)].bbox") }
+        guard let box else { throw COCOError.missingField(file: file, field: "annotations[\(index)].bbox") }
         guard let area else { throw COCOError.missingField(file: file, field: "annotations[\(index)].area") }
         guard let isCrowd else { throw COCOError.missingField(file: file, field: "annotations[\(index)].iscrowd") }
         annotations.append(COCOAnnotation(id: id, imageId: imageId, categoryId: categoryId,
-                                          bbox: COCOBox(x: box.0, y: box.1, width: box.2, height: box.3),
-                                          area: area, isCrowd: isCrowd))
+                                          bbox: box, area: area, isCrowd: isCrowd))
     }
     return annotations
 }
@@ -222,8 +211,9 @@ private func readFile(_ path: String) throws(COCOError) -> [UInt8] {
     var failure: Int32 = 0
     let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
         initialized = 0
+        guard let base = buffer.baseAddress else { return }
         while initialized < size {
-            let n = read(descriptor, buffer.baseAddress! + initialized, size - initialized)
+            let n = read(descriptor, base + initialized, size - initialized)
             if n < 0, errno == EINTR { continue }
             if n <= 0 {
                 failure = n < 0 ? errno : EIO

@@ -240,24 +240,31 @@ struct JSONScanner {
         return text
     }
 
-    /// Reads an array of exactly `n` numbers into `output[0..<n]`.
+    /// Reads a box: an array of exactly 4 numbers `[x, y, width, height]`.
     @inline(__always)
-    mutating func readNumbers(_ n: Int, into output: UnsafeMutablePointer<Double>,
-                              _ field: @autoclosure () -> String) throws(COCOError) {
-        let expected = "an array of \(n) numbers"
+    mutating func readBox(_ field: @autoclosure () -> String) throws(COCOError) -> COCOBox {
+        let expected = "an array of 4 numbers"
         try beginArray(field(), expected: expected)
+        var values = (0.0, 0.0, 0.0, 0.0)
         var first = true
         var index = 0
         while try nextElement(&first) {
-            guard index < n else { throw COCOError.invalidField(file: file, field: field(), expected: expected) }
             let byte = peek()
             guard byte == UInt8(ascii: "-") || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) else {
                 throw mistyped("\(field())[\(index)]", expected: "a number")
             }
-            output[index] = try scanNumber().doubleValue(base)
+            let value = try scanNumber().doubleValue(base)
+            switch index {
+            case 0: values.0 = value
+            case 1: values.1 = value
+            case 2: values.2 = value
+            case 3: values.3 = value
+            default: throw COCOError.invalidField(file: file, field: field(), expected: expected)
+            }
             index += 1
         }
-        guard index == n else { throw COCOError.invalidField(file: file, field: field(), expected: expected) }
+        guard index == 4 else { throw COCOError.invalidField(file: file, field: field(), expected: expected) }
+        return COCOBox(x: values.0, y: values.1, width: values.2, height: values.3)
     }
 
     // MARK: Tokens
