@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "BoxOps", dependencies: ["TensorCore"], exclude: ["README.md"]),
         .target(name: "Detectors", dependencies: ["TensorCore", "Layers", "BoxOps"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "Layers", "Checkpoints"]),
-        .target(name: "COCO"),
+        .target(name: "COCO", exclude: ["README.md"]),
         .target(name: "DetQKit", dependencies: [
             "TensorCore", "ImageIO", "Checkpoints", "Layers", "BoxOps", "Detectors", "Quantization", "COCO",
         ]),

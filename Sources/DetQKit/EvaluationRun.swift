@@ -202,3 +202,18 @@ public func runEvaluation(model: DetectionModel, imagesDirectory: String, annota
     return EvaluationSummary(evaluation: evaluation, images: selected.count, wallSeconds: wall,
                              imagesPerSecond: todo.isEmpty ? 0 : Double(todo.count) / max(wall, 1e-9))
 }
+
+/// The `--report` object: `cocoeval --json`'s stats and per-category table, plus the model,
+/// weights, quantization recipe (if any), image count, wall time and images per second.
+public func evaluationReport(_ summary: EvaluationSummary, model: String, weights: String?,
+                             recipe: String?) throws -> Data {
+    guard var object = try JSONSerialization.jsonObject(with: Data(summary.evaluation.reportJSON().utf8))
+            as? [String: Any] else { throw EvaluationRunError("internal: cocoeval report is not an object") }
+    object["model"] = model
+    object["weights"] = weights ?? NSNull()
+    object["quantization"] = try recipe.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) } ?? NSNull()
+    object["images"] = summary.images
+    object["wall_seconds"] = summary.wallSeconds
+    object["images_per_second"] = summary.imagesPerSecond
+    return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+}
