@@ -45,6 +45,14 @@ import Testing
         #expect(config.anchorSizes == FCOS.defaultAnchorSizes && config.aspectRatios == FCOS.defaultAspectRatios)
     }
 
+    /// The shipped `fcos_mobilenet_v2_shapes` composition at its real width (MobileNetV2 1.0,
+    /// 64-channel FPN, 3 GroupNorm convs per branch, 9 classes), described in detq's schema.
+    @Test func shapesCompositionBuildsTorchvisionsStateDict() throws {
+        let config = try DenseGolden.decode(DetectorConfig.self, from: DenseGolden.fixtures
+            .appendingPathComponent("fcos/shapes_fcos_config.json"))
+        try expectTorchvisionKeys(try makeDetector(config), folder: "fcos", name: "shapes_fcos")
+    }
+
     @Test func partsSplitBackboneNeckAndHead() throws {
         let model = try makeDetector(try DenseGolden(folder: "fcos", stem: "fcos").config())
         #expect(model.part(of: "backbone.body.0.0") == .backbone)

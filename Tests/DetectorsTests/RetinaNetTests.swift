@@ -55,6 +55,14 @@ import Testing
         try expectTorchvisionKeys(model, folder: "retinanet", name: name)
     }
 
+    /// The shipped `retinanet_mobilenet_v2_shapes` composition at its real width (MobileNetV2 1.0,
+    /// 64-channel FPN, 9 classes), described in detq's schema.
+    @Test func shapesCompositionBuildsTorchvisionsStateDict() throws {
+        let config = try DenseGolden.decode(DetectorConfig.self, from: DenseGolden.fixtures
+            .appendingPathComponent("retinanet/shapes_retinanet_config.json"))
+        try expectTorchvisionKeys(try makeDetector(config), folder: "retinanet", name: "shapes_retinanet")
+    }
+
     @Test func shippedConfigsWriteOutTorchvisionsDefaults() throws {
         let v1 = try shippedDetectorConfig("retinanet_resnet50_fpn")
         let v2 = try shippedDetectorConfig("retinanet_resnet50_fpn_v2")

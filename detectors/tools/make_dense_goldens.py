@@ -19,8 +19,8 @@ each layer's input statistics on the golden batch with random offsets (a random 
 statistics is so ill-conditioned that float32 itself drifts 1e-4 from float64), and the final
 classification / regression / centre-ness convs rescaled on the golden batch so that scores spread
 over the thresholds. Every float parameter is rounded to float16 before torch runs, and stored as
-F16 (exactly the values torch used). The full-size builders' state-dict keys and shapes are
-written too (structure of the shipped configs).
+F16 (exactly the values torch used). The state-dict keys and shapes of the full-size builders and
+of the shapes models' composition at full width are written too (structure of the shipped configs).
 
 Inputs are made by a formula both sides compute exactly (integer hashing; see `pattern`), so the
 fixtures hold no images: `batch` is an already transformed (normalized, zero-padded) tensor, fed
@@ -381,6 +381,41 @@ def make_structure(directory, name, builder):
         f.write("\n")
 
 
+def make_shapes_structure(directory, family):
+    """The shipped `<family>_mobilenet_v2_shapes` composition at its real width (MobileNetV2 1.0,
+    64-channel FPN, 9 classes; shapes_models.py): the torchvision keys and shapes, and the detq
+    config that must build them."""
+    os.makedirs(directory, exist_ok=True)
+    body, returned, channels = mobilenet_fpn(1.0, 64, p6_from_c5=False, frozen_norm=True)
+    if family == "fcos":
+        model = FCOS(body, 9, head=FCOSHead(64, 1, 9, num_convs=3))
+        config = common_config("fcos_mobilenet_v2_shapes", "fcos", returned, channels, 64, 64, 1e-5,
+                               score_thresh=0.2, nms_thresh=0.6, detections_per_img=100, topk_candidates=1000,
+                               anchor_sizes=[[8.0], [16.0], [32.0], [64.0], [128.0]], aspect_ratios=[[1.0]] * 5,
+                               head=OrderedDict(num_convs=3, norm="group_norm", group_norm_groups=32))
+    else:
+        sizes = shapes_retinanet_sizes([8, 16, 32, 64, 128])
+        model = RetinaNet(body, 9, head=RetinaNetHead(64, 9, 9),
+                          anchor_generator=AnchorGenerator(tuple(map(tuple, sizes)), ((0.5, 1.0, 2.0),) * 5))
+        config = common_config("retinanet_mobilenet_v2_shapes", "retinanet", returned, channels, 64, 64, 1e-5,
+                               score_thresh=0.05, nms_thresh=0.5, detections_per_img=300, topk_candidates=1000,
+                               anchor_sizes=sizes, aspect_ratios=[[0.5, 1.0, 2.0]] * 5,
+                               head=OrderedDict(num_convs=4, norm=None))
+    config["num_classes"] = 9
+    config["backbone"]["width_mult"] = 1.0
+    config["min_size"] = config["max_size"] = 256
+    name = f"shapes_{family}"
+    keys = OrderedDict((k, list(v.shape)) for k, v in model.state_dict().items()
+                       if not k.endswith("num_batches_tracked"))
+    with open(os.path.join(directory, f"{name}_keys.json"), "w") as f:
+        json.dump(OrderedDict(builder="detectors/tools/shapes_models.py composition", keys=keys), f,
+                  separators=(",", ":"))
+        f.write("\n")
+    with open(os.path.join(directory, f"{name}_config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+        f.write("\n")
+
+
 def make_transform_golden(directory):
     """GeneralizedRCNNTransform on formula images, and resize_boxes back to the original size."""
     cases = [
@@ -418,6 +453,8 @@ def main():
     make_structure(retinanet, "retinanet_resnet50_fpn", retinanet_resnet50_fpn)
     make_structure(retinanet, "retinanet_resnet50_fpn_v2", retinanet_resnet50_fpn_v2)
     make_structure(fcos, "fcos_resnet50_fpn", fcos_resnet50_fpn)
+    make_shapes_structure(retinanet, "retinanet")
+    make_shapes_structure(fcos, "fcos")
     make_transform_golden(os.path.join(FIXTURES, "transform"))
     for directory in (retinanet, fcos, os.path.join(FIXTURES, "transform")):
         total = sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory))
