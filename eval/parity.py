@@ -228,22 +228,29 @@ def run_model(name, entry, files, args, workdir):
     torch.manual_seed(entry.seed)
     model = entry.build()
     model.eval()
-    randomize(model, entry.seed)
-    calibrate(model, [load(files[0])], entry.rescale, entry.seed)
     weights = workdir / f"{name}.pth"
-    torch.save(model.state_dict(), weights)
+    cache = workdir / f"{name}_torchvision.pt"
     config = write_config(name, entry, workdir)
-
-    reference, torch_seconds = {}, []
-    with torch.no_grad():
-        for path in files:
-            image = load(path)
-            start = time.perf_counter()
-            reference[path.name] = model([image])[0]
-            torch_seconds.append(time.perf_counter() - start)
+    if args.reuse and weights.exists() and cache.exists():
+        model.load_state_dict(torch.load(weights))
+        reference, torch_seconds = torch.load(cache)
+        reference = {k: v for k, v in reference.items() if k in {p.name for p in files}}
+    else:
+        randomize(model, entry.seed)
+        calibrate(model, [load(files[0])], entry.rescale, entry.seed)
+        torch.save(model.state_dict(), weights)
+        reference, torch_seconds = {}, []
+        with torch.no_grad():
+            for path in files:
+                image = load(path)
+                start = time.perf_counter()
+                reference[path.name] = model([image])[0]
+                torch_seconds.append(time.perf_counter() - start)
+        torch.save((reference, torch_seconds), cache)
     print(f"torchvision: {len(files)} images, {statistics.mean(torch_seconds):.2f} s/image (2 threads)", flush=True)
 
     out = workdir / f"{name}.json"
+    out.unlink(missing_ok=True)  # detq's atomic replace of an existing file fails on Linux Foundation
     start = time.perf_counter()
     subprocess.run([args.detq, "detect", "--model", name, "--weights", str(weights), "--config", str(config),
                     "--threads", "2", "--quiet", "--json", str(out)] + [str(p) for p in files], check=True)
@@ -305,6 +312,8 @@ def main():
     parser.add_argument("--latency", action="store_true", help="also time torchvision and detq bench")
     parser.add_argument("--report", help="append a markdown table to this file")
     parser.add_argument("--keep", help="keep weights, configs and outputs in this folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: reuse the weights and torchvision results a previous run left there")
     args = parser.parse_args()
     names = list(MODELS) if args.models == "all" else args.models.split(",")
     unknown = [n for n in names if n not in MODELS]
