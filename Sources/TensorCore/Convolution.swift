@@ -1,0 +1,393 @@
+// 2-D convolution as torch.nn.functional.conv2d: im2col + sgemm, a 1×1 path and a direct depthwise kernel.
+
+/// The sizes of one `conv2d` call, checked once.
+@usableFromInline
+struct ConvolutionGeometry {
+    let batch: Int
+    let inputChannels: Int
+    let inputHeight: Int
+    let inputWidth: Int
+    let outputChannels: Int
+    let groups: Int
+    let kernel: Size2
+    let stride: Size2
+    let padding: Size2
+    let dilation: Size2
+    let outputHeight: Int
+    let outputWidth: Int
+
+    init(input: [Int], weight: [Int], stride: Size2, padding: Size2, dilation: Size2, groups: Int) {
+        precondition(input.count == 4, "conv2d: input must be [N, C, H, W], got \(input)")
+        precondition(weight.count == 4, "conv2d: weight must be [O, C/groups, kH, kW], got \(weight)")
+        precondition(groups >= 1, "conv2d: groups \(groups) < 1")
+        precondition(stride.h >= 1 && stride.w >= 1, "conv2d: stride \(stride) < 1")
+        precondition(dilation.h >= 1 && dilation.w >= 1, "conv2d: dilation \(dilation) < 1")
+        precondition(padding.h >= 0 && padding.w >= 0, "conv2d: negative padding \(padding)")
+        precondition(input[1] % groups == 0 && weight[0] % groups == 0,
+                     "conv2d: \(input[1]) input and \(weight[0]) output channels not divisible by groups \(groups)")
+        precondition(weight[1] * groups == input[1],
+                     "conv2d: weight \(weight) expects \(weight[1] * groups) input channels, input is \(input)")
+        batch = input[0]
+        inputChannels = input[1]
+        inputHeight = input[2]
+        inputWidth = input[3]
+        outputChannels = weight[0]
+        self.groups = groups
+        kernel = Size2(weight[2], weight[3])
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        outputHeight = convolutionOutputSize(inputHeight, kernel: kernel.h, stride: stride.h,
+                                             padding: padding.h, dilation: dilation.h)
+        outputWidth = convolutionOutputSize(inputWidth, kernel: kernel.w, stride: stride.w,
+                                            padding: padding.w, dilation: dilation.w)
+        precondition(outputHeight > 0 && outputWidth > 0,
+                     "conv2d: kernel \(kernel) dilation \(dilation) larger than padded input \(input)")
+    }
+
+    var groupInputChannels: Int { inputChannels / groups }
+    var groupOutputChannels: Int { outputChannels / groups }
+    var outputPlane: Int { outputHeight * outputWidth }
+    var inputPlane: Int { inputHeight * inputWidth }
+    /// Rows of one group's column matrix: `C/groups · kH · kW`.
+    var groupPatch: Int { groupInputChannels * kernel.h * kernel.w }
+
+    /// Every output channel reads exactly one input channel (torch's depthwise, with or without
+    /// a channel multiplier).
+    var isDepthwise: Bool { groups > 1 && groups == inputChannels }
+    /// The input image already is the `[C, H·W]` column matrix.
+    var isPointwise: Bool {
+        kernel == Size2(1) && stride == Size2(1) && padding == Size2(0)
+    }
+}
+
+/// torch's convolution output size: `⌊(in + 2·pad − dilation·(kernel − 1) − 1) / stride⌋ + 1`.
+@inlinable
+public func convolutionOutputSize(_ inputSize: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) -> Int {
+    let span = inputSize + 2 * padding - dilation * (kernel - 1) - 1
+    return span < 0 ? 0 : span / stride + 1
+}
+
+/// 2-D cross-correlation, as `torch.nn.functional.conv2d`.
+///
+/// - Parameters:
+///   - input: `[N, C, H, W]`.
+///   - weight: `[O, C/groups, kH, kW]`.
+///   - bias: `[O]` or nil.
+/// - Returns: `[N, O, OH, OW]` with `OH = ⌊(H + 2·padding.h − dilation.h·(kH − 1) − 1) / stride.h⌋ + 1`
+///   (and likewise `OW`).
+public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2 = 1, padding: Size2 = 0,
+                   dilation: Size2 = 1, groups: Int = 1) -> Tensor {
+    convolved(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups,
+              plan: nil)
+}
+
+/// `conv2d` with the im2col plan forced (tests reach every path with it); nil chooses.
+func convolved(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2, padding: Size2, dilation: Size2,
+               groups: Int, plan: Im2colPlan?) -> Tensor {
+    let geometry = ConvolutionGeometry(input: input.shape, weight: weight.shape, stride: stride,
+                                       padding: padding, dilation: dilation, groups: groups)
+    if let bias {
+        precondition(bias.shape == [geometry.outputChannels],
+                     "conv2d: bias \(bias.shape) does not match \(geometry.outputChannels) output channels")
+    }
+    let outputShape = [geometry.batch, geometry.outputChannels, geometry.outputHeight, geometry.outputWidth]
+    guard geometry.batch > 0, geometry.outputChannels > 0 else { return Tensor(zeros: outputShape) }
+    guard geometry.inputChannels > 0 else {
+        // An empty sum: every output is its bias.
+        return Tensor(shape: outputShape) { output in
+            fillWithBias(output.baseAddress!, bias: bias?.scalars, channels: geometry.outputChannels,
+                         plane: geometry.outputPlane, batch: geometry.batch)
+        }
+    }
+    let biasValues = bias?.scalars
+    return Tensor(shape: outputShape) { output in
+        input.withUnsafeBufferPointer { input in
+            weight.withUnsafeBufferPointer { weight in
+                if geometry.isDepthwise && plan == nil {
+                    depthwiseConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
+                                         output: output.baseAddress!, geometry: geometry)
+                } else if geometry.isPointwise && plan == nil {
+                    pointwiseConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
+                                         output: output.baseAddress!, geometry: geometry)
+                } else {
+                    im2colConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
+                                      output: output.baseAddress!, geometry: geometry,
+                                      plan: plan ?? Im2colPlan.choose(for: geometry, threads: Threads.count))
+                }
+            }
+        }
+    }
+}
+
+/// Writes `bias[o]` (or 0) to every element of each `[plane]` row of `batch · channels` rows.
+private func fillWithBias(_ output: UnsafeMutablePointer<Float>, bias: [Float]?, channels: Int, plane: Int, batch: Int) {
+    let rows = batch * channels
+    parallelChunks(rows, minimumPerChunk: max(1, 65536 / max(1, plane))) { range in
+        for row in range {
+            (output + row * plane).initialize(repeating: bias?[row % channels] ?? 0, count: plane)
+        }
+    }
+}
+
+// MARK: - 1×1, stride 1, no padding
+
+/// Per image and group, `W_g [O/g, C/g] × X_g [C/g, H·W]`: the input needs no rearranging.
+private func pointwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
+                                  output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry) {
+    let plane = geometry.outputPlane
+    let groupIn = geometry.groupInputChannels, groupOut = geometry.groupOutputChannels
+    if bias != nil {
+        fillWithBias(output, bias: bias, channels: geometry.outputChannels, plane: plane, batch: geometry.batch)
+    }
+    for image in 0..<geometry.batch {
+        for group in 0..<geometry.groups {
+            gemm(m: groupOut, n: plane, k: groupIn,
+                 a: weight + group * groupOut * groupIn, lda: groupIn,
+                 b: input + (image * geometry.inputChannels + group * groupIn) * plane, ldb: plane,
+                 beta: bias == nil ? 0 : 1,
+                 c: output + (image * geometry.outputChannels + group * groupOut) * plane, ldc: plane)
+        }
+    }
+}
+
+// MARK: - General convolution: im2col + sgemm
+
+/// How an im2col convolution is split over threads.
+enum Im2colPlan: Equatable {
+    /// Each thread takes tiles of up to `columns` output positions of one image and group,
+    /// builds the tile's column matrix (sized to stay in L2) and multiplies it with a
+    /// single-threaded GEMM. No thread waits for another until the end.
+    case tiled(columns: Int)
+    /// All threads build one image's whole column matrix, then one multi-threaded GEMM per
+    /// group; for planes too small to give every thread its own tiles.
+    case wholeImage
+
+    /// Floats of one column tile: about the L2 cache of one core.
+    static let tileFloats = 262_144
+    /// Tiles have at least this many columns, and at least as many as the GEMM has rows:
+    /// every tile's GEMM repacks the weights, which thin tiles cannot amortize.
+    static let minimumTileColumns = 128
+
+    /// The plan for `geometry` on `threads` threads: tiles of about `tileFloats` floats, not
+    /// thinner than the minimum, in a number of jobs (images × groups × tiles) that the
+    /// threads share evenly; the whole image when that cannot be had.
+    static func choose(for geometry: ConvolutionGeometry, threads: Int) -> Im2colPlan {
+        let plane = geometry.outputPlane
+        let jobsPerTile = geometry.batch * geometry.groups
+        let thinnest = max(minimumTileColumns, geometry.groupOutputChannels)
+        let mostTiles = max(1, plane / thinnest)
+        var tiles = min(mostTiles, (plane * geometry.groupPatch + tileFloats - 1) / tileFloats)
+        if threads > 1 && jobsPerTile * tiles < 4 * threads {
+            // Few jobs: take the fewest tiles that share exactly, if tiles stay thick enough.
+            guard let even = (tiles...max(tiles, mostTiles)).first(where: { jobsPerTile * $0 % threads == 0 }) else {
+                return .wholeImage
+            }
+            tiles = even
+        }
+        return .tiled(columns: (plane + tiles - 1) / tiles)
+    }
+}
+
+private func im2colConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
+                               output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, plan: Im2colPlan) {
+    switch plan {
+    case .tiled(let columns):
+        tiledIm2colConvolution(input, weight: weight, bias: bias, output: output, geometry: geometry, tileColumns: columns)
+    case .wholeImage:
+        wholeImageIm2colConvolution(input, weight: weight, bias: bias, output: output, geometry: geometry)
+    }
+}
+
+private func wholeImageIm2colConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
+                                         output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry) {
+    let plane = geometry.outputPlane
+    let patch = geometry.groupPatch
+    let groupOut = geometry.groupOutputChannels
+    let rowsPerChannel = geometry.kernel.h * geometry.kernel.w
+    // Column matrix of one image: [C·kH·kW, OH·OW], group g's rows contiguous.
+    let columns = UnsafeMutablePointer<Float>.allocate(capacity: geometry.inputChannels * rowsPerChannel * plane)
+    defer { columns.deallocate() }
+    if bias != nil {
+        fillWithBias(output, bias: bias, channels: geometry.outputChannels, plane: plane, batch: geometry.batch)
+    }
+    let segments = Im2colSegment.covering(0..<plane, outputWidth: geometry.outputWidth)
+    for image in 0..<geometry.batch {
+        let imageInput = input + image * geometry.inputChannels * geometry.inputPlane
+        parallelChunks(geometry.inputChannels, minimumPerChunk: max(1, 32768 / (rowsPerChannel * plane))) { channels in
+            im2col(imageInput, geometry: geometry, channels: channels, segments: segments,
+                   into: columns + channels.lowerBound * rowsPerChannel * plane, rowStride: plane)
+        }
+        for group in 0..<geometry.groups {
+            gemm(m: groupOut, n: plane, k: patch,
+                 a: weight + group * groupOut * patch, lda: patch,
+                 b: columns + group * patch * plane, ldb: plane,
+                 beta: bias == nil ? 0 : 1,
+                 c: output + (image * geometry.outputChannels + group * groupOut) * plane, ldc: plane)
+        }
+    }
+}
+
+private func tiledIm2colConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
+                                    output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, tileColumns: Int) {
+    let plane = geometry.outputPlane
+    let patch = geometry.groupPatch
+    let groupIn = geometry.groupInputChannels, groupOut = geometry.groupOutputChannels
+    let tile = min(max(1, tileColumns), plane)
+    let tilesPerPlane = (plane + tile - 1) / tile
+    let jobs = geometry.batch * geometry.groups * tilesPerPlane
+    // Every tile of a plane has the same segments, shifted: precompute them per tile index.
+    let tileSegments = (0..<tilesPerPlane).map { index in
+        Im2colSegment.covering((index * tile)..<min(plane, (index + 1) * tile), outputWidth: geometry.outputWidth)
+    }
+    withSingleThreadedBLAS {
+        parallelChunks(jobs) { range in
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: patch * tile)
+            defer { columns.deallocate() }
+            for job in range {
+                let tileIndex = job % tilesPerPlane
+                let group = (job / tilesPerPlane) % geometry.groups
+                let image = job / (tilesPerPlane * geometry.groups)
+                let start = tileIndex * tile
+                let count = min(tile, plane - start)
+                let firstChannel = image * geometry.inputChannels + group * groupIn
+                im2col(input + firstChannel * geometry.inputPlane, geometry: geometry, channels: 0..<groupIn,
+                       segments: tileSegments[tileIndex], into: columns, rowStride: count)
+                let outputTile = output + (image * geometry.outputChannels + group * groupOut) * plane + start
+                if let bias {
+                    for o in 0..<groupOut {
+                        (outputTile + o * plane).initialize(repeating: bias[group * groupOut + o], count: count)
+                    }
+                }
+                gemm(m: groupOut, n: count, k: patch,
+                     a: weight + group * groupOut * patch, lda: patch,
+                     b: columns, ldb: count,
+                     beta: bias == nil ? 0 : 1,
+                     c: outputTile, ldc: plane)
+            }
+        }
+    }
+}
+
+/// A run of output positions within one output row: columns `start..<end` of row `row`,
+/// written at `offset` in a column-matrix row.
+struct Im2colSegment {
+    let row: Int
+    let start: Int
+    let end: Int
+    let offset: Int
+
+    /// The segments of the output positions `positions` (row-major over `[OH, outputWidth]`).
+    static func covering(_ positions: Range<Int>, outputWidth: Int) -> [Im2colSegment] {
+        var segments: [Im2colSegment] = []
+        var position = positions.lowerBound
+        while position < positions.upperBound {
+            let row = position / outputWidth
+            let start = position - row * outputWidth
+            let end = min(outputWidth, start + positions.upperBound - position)
+            segments.append(Im2colSegment(row: row, start: start, end: end, offset: position - positions.lowerBound))
+            position += end - start
+        }
+        return segments
+    }
+}
+
+/// Writes the column-matrix rows of `channels` (of `image`, one image's `[C, H, W]`) for the
+/// output positions of `segments`: row `(c·kH + i)·kW + j` holds input
+/// `(c, oh·sH − pH + i·dH, ow·sW − pW + j·dW)`, zero outside the input. Rows are `rowStride`
+/// apart, the first channel of `channels` starting at `destination`.
+@inline(__always)
+private func im2col(_ image: UnsafePointer<Float>, geometry: ConvolutionGeometry, channels: Range<Int>,
+                    segments: [Im2colSegment], into destination: UnsafeMutablePointer<Float>, rowStride: Int) {
+    let height = geometry.inputHeight, width = geometry.inputWidth
+    let kernelH = geometry.kernel.h, kernelW = geometry.kernel.w
+    let strideH = geometry.stride.h, strideW = geometry.stride.w
+    let padH = geometry.padding.h, padW = geometry.padding.w
+    let dilationH = geometry.dilation.h, dilationW = geometry.dilation.w
+    var row = destination
+    segments.withUnsafeBufferPointer { segments in
+        for channel in channels {
+            let channelInput = image + channel * height * width
+            for i in 0..<kernelH {
+                for j in 0..<kernelW {
+                    // Output columns whose input column iw = ow·sW − pW + j·dW lies in [0, W).
+                    let offsetW = j * dilationW - padW
+                    let validLow = offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW
+                    let validHigh = width - 1 - offsetW < 0 ? 0 : (width - 1 - offsetW) / strideW + 1
+                    for segment in segments {
+                        let target = row + segment.offset
+                        let ih = segment.row * strideH - padH + i * dilationH
+                        if ih < 0 || ih >= height {
+                            target.initialize(repeating: 0, count: segment.end - segment.start)
+                            continue
+                        }
+                        let low = min(max(validLow, segment.start), segment.end)
+                        let high = max(min(validHigh, segment.end), low)
+                        for ow in segment.start..<low { target[ow - segment.start] = 0 }
+                        let source = channelInput + ih * width + offsetW
+                        let copied = target - segment.start
+                        if strideW == 1 {
+                            for ow in low..<high { copied[ow] = source[ow] }
+                        } else {
+                            for ow in low..<high { copied[ow] = source[ow * strideW] }
+                        }
+                        for ow in high..<segment.end { copied[ow] = 0 }
+                    }
+                    row += rowStride
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Depthwise
+
+/// Direct kernel for `groups == C`: output channel `o` reads input channel `o / (O/C)`.
+private func depthwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
+                                  output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry) {
+    let channels = geometry.inputChannels, outputChannels = geometry.outputChannels
+    let multiplier = outputChannels / channels
+    let height = geometry.inputHeight, width = geometry.inputWidth
+    let outputHeight = geometry.outputHeight, outputWidth = geometry.outputWidth
+    let kernelH = geometry.kernel.h, kernelW = geometry.kernel.w
+    let strideH = geometry.stride.h, strideW = geometry.stride.w
+    let padH = geometry.padding.h, padW = geometry.padding.w
+    let dilationH = geometry.dilation.h, dilationW = geometry.dilation.w
+    let planeWork = geometry.outputPlane * kernelH * kernelW
+    parallelChunks(geometry.batch * outputChannels, minimumPerChunk: max(1, 32768 / max(1, planeWork))) { planes in
+        // Valid output-column range for each kernel column j, as in im2col.
+        var validLow = [Int](repeating: 0, count: kernelW)
+        var validHigh = [Int](repeating: 0, count: kernelW)
+        for j in 0..<kernelW {
+            let offsetW = j * dilationW - padW
+            validLow[j] = min(outputWidth, offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW)
+            validHigh[j] = max(validLow[j], min(outputWidth, width - 1 - offsetW < 0 ? 0 : (width - 1 - offsetW) / strideW + 1))
+        }
+        for planeIndex in planes {
+            let image = planeIndex / outputChannels, o = planeIndex % outputChannels
+            let source = input + (image * channels + o / multiplier) * height * width
+            let taps = weight + o * kernelH * kernelW
+            let destination = output + planeIndex * outputHeight * outputWidth
+            let start = bias?[o] ?? 0
+            for oh in 0..<outputHeight {
+                let outputRow = destination + oh * outputWidth
+                outputRow.initialize(repeating: start, count: outputWidth)
+                for i in 0..<kernelH {
+                    let ih = oh * strideH - padH + i * dilationH
+                    if ih < 0 || ih >= height { continue }
+                    let inputRow = source + ih * width
+                    for j in 0..<kernelW {
+                        let tap = taps[i * kernelW + j]
+                        let shifted = inputRow + (j * dilationW - padW)
+                        let low = validLow[j], high = validHigh[j]
+                        if strideW == 1 {
+                            for ow in low..<high { outputRow[ow] += tap * shifted[ow] }
+                        } else {
+                            for ow in low..<high { outputRow[ow] += tap * shifted[ow * strideW] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
