@@ -170,20 +170,23 @@ enum Im2colPlan: Equatable {
     static let minimumTileColumns = 128
 
     /// The plan for `geometry` on `threads` threads: tiles of about `tileFloats` floats, not
-    /// thinner than the minimum, in a number of jobs (images × groups × tiles) that the
-    /// threads share evenly; the whole image when that cannot be had.
+    /// thinner than the minimum, at least two jobs (images × groups × tiles) a thread so that
+    /// the workers balance, and a multiple of the thread count while jobs are few; the whole
+    /// image when that cannot be had.
     static func choose(for geometry: ConvolutionGeometry, threads: Int) -> Im2colPlan {
         let plane = geometry.outputPlane
         let jobsPerTile = geometry.batch * geometry.groups
         let thinnest = max(minimumTileColumns, geometry.groupOutputChannels)
         let mostTiles = max(1, plane / thinnest)
         var tiles = min(mostTiles, (plane * geometry.groupPatch + tileFloats - 1) / tileFloats)
-        if threads > 1 && jobsPerTile * tiles < 4 * threads {
-            // Few jobs: take the fewest tiles that share exactly, if tiles stay thick enough.
-            guard let even = (tiles...max(tiles, mostTiles)).first(where: { jobsPerTile * $0 % threads == 0 }) else {
-                return .wholeImage
+        if threads > 1 {
+            tiles = max(tiles, min(mostTiles, (2 * threads + jobsPerTile - 1) / jobsPerTile))
+            if jobsPerTile * tiles < 4 * threads {
+                guard let even = (tiles...mostTiles).first(where: { jobsPerTile * $0 % threads == 0 }) else {
+                    return .wholeImage
+                }
+                tiles = even
             }
-            tiles = even
         }
         return .tiled(columns: (plane + tiles - 1) / tiles)
     }
@@ -241,32 +244,35 @@ private func tiledIm2colConvolution(_ input: UnsafePointer<Float>, weight: Unsaf
         Im2colSegment.covering((index * tile)..<min(plane, (index + 1) * tile), outputWidth: geometry.outputWidth)
     }
     withSingleThreadedBLAS {
-        parallelChunks(jobs) { range in
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: patch * tile)
-            defer { columns.deallocate() }
-            for job in range {
-                let tileIndex = job % tilesPerPlane
-                let group = (job / tilesPerPlane) % geometry.groups
-                let image = job / (tilesPerPlane * geometry.groups)
-                let start = tileIndex * tile
-                let count = min(tile, plane - start)
-                let firstChannel = image * geometry.inputChannels + group * groupIn
-                im2col(input + firstChannel * geometry.inputPlane, geometry: geometry, channels: 0..<groupIn,
-                       segments: tileSegments[tileIndex], into: columns, rowStride: count)
-                let outputTile = output + (image * geometry.outputChannels + group * groupOut) * plane + start
-                if let bias {
-                    for o in 0..<groupOut {
-                        (outputTile + o * plane).initialize(repeating: bias[group * groupOut + o], count: count)
-                    }
+        parallelJobs(jobs, setUp: { _ in ScratchBuffer(capacity: patch * tile) }) { columns, job in
+            let tileIndex = job % tilesPerPlane
+            let group = (job / tilesPerPlane) % geometry.groups
+            let image = job / (tilesPerPlane * geometry.groups)
+            let start = tileIndex * tile
+            let count = min(tile, plane - start)
+            let firstChannel = image * geometry.inputChannels + group * groupIn
+            im2col(input + firstChannel * geometry.inputPlane, geometry: geometry, channels: 0..<groupIn,
+                   segments: tileSegments[tileIndex], into: columns.pointer, rowStride: count)
+            let outputTile = output + (image * geometry.outputChannels + group * groupOut) * plane + start
+            if let bias {
+                for o in 0..<groupOut {
+                    (outputTile + o * plane).initialize(repeating: bias[group * groupOut + o], count: count)
                 }
-                gemm(m: groupOut, n: count, k: patch,
-                     a: weight + group * groupOut * patch, lda: patch,
-                     b: columns, ldb: count,
-                     beta: bias == nil ? 0 : 1,
-                     c: outputTile, ldc: plane)
             }
+            gemm(m: groupOut, n: count, k: patch,
+                 a: weight + group * groupOut * patch, lda: patch,
+                 b: columns.pointer, ldb: count,
+                 beta: bias == nil ? 0 : 1,
+                 c: outputTile, ldc: plane)
         }
     }
+}
+
+/// Uninitialized Float storage owned by one worker, freed with it.
+final class ScratchBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    init(capacity: Int) { pointer = .allocate(capacity: max(1, capacity)) }
+    deinit { pointer.deallocate() }
 }
 
 /// A run of output positions within one output row: columns `start..<end` of row `row`,
@@ -297,7 +303,7 @@ struct Im2colSegment {
 /// `(c, oh·sH − pH + i·dH, ow·sW − pW + j·dW)`, zero outside the input. Rows are `rowStride`
 /// apart, the first channel of `channels` starting at `destination`.
 @inline(__always)
-private func im2col(_ image: UnsafePointer<Float>, geometry: ConvolutionGeometry, channels: Range<Int>,
+func im2col(_ image: UnsafePointer<Float>, geometry: ConvolutionGeometry, channels: Range<Int>,
                     segments: [Im2colSegment], into destination: UnsafeMutablePointer<Float>, rowStride: Int) {
     let height = geometry.inputHeight, width = geometry.inputWidth
     let kernelH = geometry.kernel.h, kernelW = geometry.kernel.w
@@ -327,7 +333,10 @@ private func im2col(_ image: UnsafePointer<Float>, geometry: ConvolutionGeometry
                         let source = channelInput + ih * width + offsetW
                         let copied = target - segment.start
                         if strideW == 1 {
-                            for ow in low..<high { copied[ow] = source[ow] }
+                            (copied + low).update(from: source + low, count: high - low)
+                        } else if strideW == 2 {
+                            // A constant stride lets the compiler vectorize the gather.
+                            for ow in low..<high { copied[ow] = source[2 * ow] }
                         } else {
                             for ow in low..<high { copied[ow] = source[ow * strideW] }
                         }
@@ -354,6 +363,7 @@ private func depthwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
     let padH = geometry.padding.h, padW = geometry.padding.w
     let dilationH = geometry.dilation.h, dilationW = geometry.dilation.w
     let planeWork = geometry.outputPlane * kernelH * kernelW
+    let isThreeByThree = kernelH == 3 && kernelW == 3
     parallelChunks(geometry.batch * outputChannels, minimumPerChunk: max(1, 32768 / max(1, planeWork))) { planes in
         // Valid output-column range for each kernel column j, as in im2col.
         var validLow = [Int](repeating: 0, count: kernelW)
@@ -363,6 +373,9 @@ private func depthwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
             validLow[j] = min(outputWidth, offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW)
             validHigh[j] = max(validLow[j], min(outputWidth, width - 1 - offsetW < 0 ? 0 : (width - 1 - offsetW) / strideW + 1))
         }
+        // Output columns whose three taps all lie inside the input (3×3 kernels).
+        let interiorLow = validLow.max() ?? 0
+        let interiorHigh = max(interiorLow, validHigh.min() ?? 0)
         for planeIndex in planes {
             let image = planeIndex / outputChannels, o = planeIndex % outputChannels
             let source = input + (image * channels + o / multiplier) * height * width
@@ -371,6 +384,48 @@ private func depthwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
             let start = bias?[o] ?? 0
             for oh in 0..<outputHeight {
                 let outputRow = destination + oh * outputWidth
+                let firstRow = oh * strideH - padH
+                if isThreeByThree && firstRow >= 0 && firstRow + 2 * dilationH < height {
+                    // All nine taps inside the input rows: one pass over the interior columns.
+                    let row0 = source + firstRow * width - padW
+                    let row1 = row0 + dilationH * width, row2 = row1 + dilationH * width
+                    let (w0, w1, w2) = (taps[0], taps[1], taps[2])
+                    let (w3, w4, w5) = (taps[3], taps[4], taps[5])
+                    let (w6, w7, w8) = (taps[6], taps[7], taps[8])
+                    let d = dilationW
+                    if strideW == 1 {
+                        for ow in interiorLow..<interiorHigh {
+                            var sum = start + w0 * row0[ow] + w1 * row0[ow + d] + w2 * row0[ow + 2 * d]
+                            sum += w3 * row1[ow] + w4 * row1[ow + d] + w5 * row1[ow + 2 * d]
+                            sum += w6 * row2[ow] + w7 * row2[ow + d] + w8 * row2[ow + 2 * d]
+                            outputRow[ow] = sum
+                        }
+                    } else {
+                        for ow in interiorLow..<interiorHigh {
+                            let x = ow * strideW
+                            var sum = start + w0 * row0[x] + w1 * row0[x + d] + w2 * row0[x + 2 * d]
+                            sum += w3 * row1[x] + w4 * row1[x + d] + w5 * row1[x + 2 * d]
+                            sum += w6 * row2[x] + w7 * row2[x + d] + w8 * row2[x + 2 * d]
+                            outputRow[ow] = sum
+                        }
+                    }
+                    // The border columns, tap by tap.
+                    func border(_ ow: Int) {
+                        var sum = start
+                        for i in 0..<3 {
+                            let inputRow = source + (firstRow + i * dilationH) * width
+                            for j in 0..<3 {
+                                let iw = ow * strideW - padW + j * dilationW
+                                if iw >= 0 && iw < width { sum += taps[i * 3 + j] * inputRow[iw] }
+                            }
+                        }
+                        outputRow[ow] = sum
+                    }
+                    for ow in 0..<interiorLow { border(ow) }
+                    for ow in interiorHigh..<outputWidth { border(ow) }
+                    continue
+                }
+                // Row by row and tap by tap, skipping taps outside the input.
                 outputRow.initialize(repeating: start, count: outputWidth)
                 for i in 0..<kernelH {
                     let ih = oh * strideH - padH + i * dilationH

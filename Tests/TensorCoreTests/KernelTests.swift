@@ -185,6 +185,14 @@ struct PoolCase: CustomTestStringConvertible, Sendable {
         expectClose(x.permuted(axes), Naive.permuted(x, axes), .exact, "permuted \(axes)")
     }
 
+    @Test(arguments: [([1, 3, 1, 5], [3, 2, 1, 0]), ([1, 3, 1, 5], [0, 2, 3, 1]), ([2, 37, 45], [0, 2, 1]),
+                      ([70, 33], [1, 0]), ([2, 3, 4, 5], [2, 3, 0, 1]), ([3, 1, 1], [1, 2, 0]), ([1, 1], [1, 0]),
+                      ([2, 3, 4, 5, 6], [0, 3, 4, 1, 2])])
+    func permutedMergesAxes(shape: [Int], axes: [Int]) {
+        let x = randomTensor(shape, seed: 27)
+        expectClose(x.permuted(axes), Naive.permuted(x, axes), .exact, "permuted \(shape) by \(axes)")
+    }
+
     @Test func largePermuteSplitsOverThreads() {
         // The detection-head permute (N, A·K, H, W) → (N, H, W, A·K).
         let x = randomTensor([1, 36, 50, 76], seed: 23)
