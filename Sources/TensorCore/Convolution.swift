@@ -1,7 +1,6 @@
 // 2-D convolution as torch.nn.functional.conv2d: im2col + sgemm, a 1×1 path and a direct depthwise kernel.
 
 /// The sizes of one `conv2d` call, checked once.
-@usableFromInline
 struct ConvolutionGeometry {
     let batch: Int
     let inputChannels: Int
@@ -79,12 +78,29 @@ public func convolutionOutputSize(_ inputSize: Int, kernel: Int, stride: Int, pa
 public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2 = 1, padding: Size2 = 0,
                    dilation: Size2 = 1, groups: Int = 1) -> Tensor {
     convolved(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups,
-              plan: nil)
+              route: nil)
 }
 
-/// `conv2d` with the im2col plan forced (tests reach every path with it); nil chooses.
+/// How `conv2d` computes one convolution.
+enum ConvolutionRoute: Equatable {
+    /// The direct kernel (`groups == C`).
+    case depthwise
+    /// GEMMs straight on the input, which already is the `[C, H·W]` matrix (1×1, stride 1, no padding).
+    case pointwise(Im2colPlan)
+    /// GEMMs on column matrices built by im2col.
+    case im2col(Im2colPlan)
+
+    static func choose(for geometry: ConvolutionGeometry, threads: Int) -> ConvolutionRoute {
+        if geometry.isDepthwise { return .depthwise }
+        let plan = Im2colPlan.choose(for: geometry, threads: threads)
+        return geometry.isPointwise ? .pointwise(plan) : .im2col(plan)
+    }
+}
+
+/// `conv2d` along a given route (tests reach every path with it); nil chooses.
+/// `.pointwise` needs a pointwise geometry and `.depthwise` a depthwise one.
 func convolved(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2, padding: Size2, dilation: Size2,
-               groups: Int, plan: Im2colPlan?) -> Tensor {
+               groups: Int, route: ConvolutionRoute?) -> Tensor {
     let geometry = ConvolutionGeometry(input: input.shape, weight: weight.shape, stride: stride,
                                        padding: padding, dilation: dilation, groups: groups)
     if let bias {
@@ -100,20 +116,31 @@ func convolved(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2, pa
                          plane: geometry.outputPlane, batch: geometry.batch)
         }
     }
+    let route = route ?? ConvolutionRoute.choose(for: geometry, threads: Threads.count)
+    switch route {
+    case .depthwise: precondition(geometry.isDepthwise, "conv2d: depthwise route for \(weight.shape), groups \(groups)")
+    case .pointwise: precondition(geometry.isPointwise, "conv2d: pointwise route for \(weight.shape), stride \(stride)")
+    case .im2col: break
+    }
     let biasValues = bias?.scalars
     return Tensor(shape: outputShape) { output in
         input.withUnsafeBufferPointer { input in
             weight.withUnsafeBufferPointer { weight in
-                if geometry.isDepthwise && plan == nil {
-                    depthwiseConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
-                                         output: output.baseAddress!, geometry: geometry)
-                } else if geometry.isPointwise && plan == nil {
-                    pointwiseConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
-                                         output: output.baseAddress!, geometry: geometry)
-                } else {
-                    im2colConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
-                                      output: output.baseAddress!, geometry: geometry,
-                                      plan: plan ?? Im2colPlan.choose(for: geometry, threads: Threads.count))
+                let (source, filters, result) = (input.baseAddress!, weight.baseAddress!, output.baseAddress!)
+                switch route {
+                case .depthwise:
+                    depthwiseConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry)
+                case .pointwise(.wholeImage):
+                    pointwiseConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry)
+                case .im2col(.wholeImage):
+                    wholeImageIm2colConvolution(source, weight: filters, bias: biasValues, output: result,
+                                                geometry: geometry)
+                case .pointwise(.tiled(let columns)):
+                    tiledConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry,
+                                     tileColumns: columns, im2col: false)
+                case .im2col(.tiled(let columns)):
+                    tiledConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry,
+                                     tileColumns: columns, im2col: true)
                 }
             }
         }
@@ -153,14 +180,14 @@ private func pointwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
 
 // MARK: - General convolution: im2col + sgemm
 
-/// How an im2col convolution is split over threads.
+/// How a GEMM convolution is split over threads.
 enum Im2colPlan: Equatable {
-    /// Each thread takes tiles of up to `columns` output positions of one image and group,
-    /// builds the tile's column matrix (sized to stay in L2) and multiplies it with a
-    /// single-threaded GEMM. No thread waits for another until the end.
+    /// Workers take tiles of up to `columns` output positions of one image and group, build
+    /// the tile's column matrix (sized to stay in L2; none for pointwise convolutions) and
+    /// multiply it with a single-threaded GEMM. No worker waits for another until the end.
     case tiled(columns: Int)
-    /// All threads build one image's whole column matrix, then one multi-threaded GEMM per
-    /// group; for planes too small to give every thread its own tiles.
+    /// All threads build one image's whole column matrix (none for pointwise convolutions),
+    /// then one multi-threaded GEMM per group; for planes too small to share out as tiles.
     case wholeImage
 
     /// Floats of one column tile: about the L2 cache of one core.
@@ -189,16 +216,6 @@ enum Im2colPlan: Equatable {
             }
         }
         return .tiled(columns: (plane + tiles - 1) / tiles)
-    }
-}
-
-private func im2colConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
-                               output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, plan: Im2colPlan) {
-    switch plan {
-    case .tiled(let columns):
-        tiledIm2colConvolution(input, weight: weight, bias: bias, output: output, geometry: geometry, tileColumns: columns)
-    case .wholeImage:
-        wholeImageIm2colConvolution(input, weight: weight, bias: bias, output: output, geometry: geometry)
     }
 }
 
@@ -231,8 +248,9 @@ private func wholeImageIm2colConvolution(_ input: UnsafePointer<Float>, weight: 
     }
 }
 
-private func tiledIm2colConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
-                                    output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, tileColumns: Int) {
+private func tiledConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
+                              output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, tileColumns: Int,
+                              im2col buildsColumns: Bool) {
     let plane = geometry.outputPlane
     let patch = geometry.groupPatch
     let groupIn = geometry.groupInputChannels, groupOut = geometry.groupOutputChannels
@@ -240,19 +258,26 @@ private func tiledIm2colConvolution(_ input: UnsafePointer<Float>, weight: Unsaf
     let tilesPerPlane = (plane + tile - 1) / tile
     let jobs = geometry.batch * geometry.groups * tilesPerPlane
     // Every tile of a plane has the same segments, shifted: precompute them per tile index.
-    let tileSegments = (0..<tilesPerPlane).map { index in
+    let tileSegments = buildsColumns ? (0..<tilesPerPlane).map { index in
         Im2colSegment.covering((index * tile)..<min(plane, (index + 1) * tile), outputWidth: geometry.outputWidth)
-    }
+    } : []
     withSingleThreadedBLAS {
-        parallelJobs(jobs, setUp: { _ in ScratchBuffer(capacity: patch * tile) }) { columns, job in
+        parallelJobs(jobs, setUp: { _ in ScratchBuffer(capacity: buildsColumns ? patch * tile : 0) }) { columns, job in
             let tileIndex = job % tilesPerPlane
             let group = (job / tilesPerPlane) % geometry.groups
             let image = job / (tilesPerPlane * geometry.groups)
             let start = tileIndex * tile
             let count = min(tile, plane - start)
-            let firstChannel = image * geometry.inputChannels + group * groupIn
-            im2col(input + firstChannel * geometry.inputPlane, geometry: geometry, channels: 0..<groupIn,
-                   segments: tileSegments[tileIndex], into: columns.pointer, rowStride: count)
+            let groupInput = input + (image * geometry.inputChannels + group * groupIn) * geometry.inputPlane
+            // The GEMM's right operand: the tile's column matrix, or the input's own columns.
+            let right: UnsafePointer<Float>, rightStride: Int
+            if buildsColumns {
+                im2col(groupInput, geometry: geometry, channels: 0..<groupIn, segments: tileSegments[tileIndex],
+                       into: columns.pointer, rowStride: count)
+                (right, rightStride) = (UnsafePointer(columns.pointer), count)
+            } else {
+                (right, rightStride) = (groupInput + start, plane)
+            }
             let outputTile = output + (image * geometry.outputChannels + group * groupOut) * plane + start
             if let bias {
                 for o in 0..<groupOut {
@@ -261,7 +286,7 @@ private func tiledIm2colConvolution(_ input: UnsafePointer<Float>, weight: Unsaf
             }
             gemm(m: groupOut, n: count, k: patch,
                  a: weight + group * groupOut * patch, lda: patch,
-                 b: columns.pointer, ldb: count,
+                 b: right, ldb: rightStride,
                  beta: bias == nil ? 0 : 1,
                  c: outputTile, ldc: plane)
         }

@@ -46,14 +46,30 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
               padding: Size2(1, 0), groups: 3),
     ]
 
-    func run(plan: Im2colPlan?) -> (fast: Tensor, naive: Tensor) {
+    var geometry: ConvolutionGeometry {
+        ConvolutionGeometry(input: [batch, inputChannels, height, width],
+                            weight: [outputChannels, inputChannels / groups, kernel.h, kernel.w],
+                            stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+
+    /// Every route this geometry allows: im2col always, the direct paths where they apply,
+    /// with whole-image and tiled plans (tiles of 1 and 7 columns cut output rows).
+    var routes: [ConvolutionRoute] {
+        let plans: [Im2colPlan] = [.wholeImage, .tiled(columns: 1), .tiled(columns: 7), .tiled(columns: 10_000)]
+        var routes = plans.map(ConvolutionRoute.im2col)
+        if geometry.isPointwise { routes += plans.map(ConvolutionRoute.pointwise) }
+        if geometry.isDepthwise { routes.append(.depthwise) }
+        return routes
+    }
+
+    func run(route: ConvolutionRoute?) -> (fast: Tensor, naive: Tensor) {
         let seed = UInt64(inputChannels * 1000 + outputChannels * 100 + height * 10 + width)
         let input = randomTensor([batch, inputChannels, height, width], seed: seed)
         let weight = randomTensor([outputChannels, inputChannels / groups, kernel.h, kernel.w], seed: seed + 1)
         let biasTensor = bias ? randomTensor([outputChannels], seed: seed + 2) : nil
-        let fast = plan.map {
+        let fast = route.map {
             convolved(input, weight: weight, bias: biasTensor, stride: stride, padding: padding, dilation: dilation,
-                      groups: groups, plan: $0)
+                      groups: groups, route: $0)
         } ?? conv2d(input, weight: weight, bias: biasTensor, stride: stride, padding: padding, dilation: dilation,
                     groups: groups)
         let naive = Naive.conv2d(input, weight: weight, bias: biasTensor, stride: stride, padding: padding,
@@ -65,28 +81,39 @@ struct ConvolutionCase: CustomTestStringConvertible, Sendable {
 @Suite struct ConvolutionTests {
     @Test("conv2d matches the direct loop", arguments: ConvolutionCase.all)
     func matchesNaive(_ testCase: ConvolutionCase) {
-        let (fast, naive) = testCase.run(plan: nil)
+        let (fast, naive) = testCase.run(route: nil)
         expectClose(fast, naive, .kernel, testCase.testDescription)
     }
 
-    @Test("every im2col plan matches the direct loop",
-          arguments: ConvolutionCase.all, [Im2colPlan.wholeImage, .tiled(columns: 1), .tiled(columns: 7), .tiled(columns: 10_000)])
-    func im2colPlansMatchNaive(_ testCase: ConvolutionCase, plan: Im2colPlan) {
-        let (fast, naive) = testCase.run(plan: plan)
-        expectClose(fast, naive, .kernel, "\(testCase.testDescription) \(plan)")
+    @Test("every route matches the direct loop", arguments: ConvolutionCase.all)
+    func everyRouteMatchesNaive(_ testCase: ConvolutionCase) {
+        for route in testCase.routes {
+            let (fast, naive) = testCase.run(route: route)
+            expectClose(fast, naive, .kernel, "\(testCase.testDescription) \(route)")
+        }
     }
 
     @Test func geometryPicksTheFastPaths() {
-        func geometry(_ input: [Int], _ weight: [Int], stride: Size2 = 1, padding: Size2 = 0, groups: Int = 1) -> ConvolutionGeometry {
-            ConvolutionGeometry(input: input, weight: weight, stride: stride, padding: padding, dilation: 1, groups: groups)
+        func route(_ input: [Int], _ weight: [Int], stride: Size2 = 1, padding: Size2 = 0, groups: Int = 1) -> ConvolutionRoute {
+            let geometry = ConvolutionGeometry(input: input, weight: weight, stride: stride, padding: padding, dilation: 1,
+                                               groups: groups)
+            return ConvolutionRoute.choose(for: geometry, threads: 1)
         }
-        #expect(geometry([1, 8, 5, 5], [8, 1, 3, 3], padding: 1, groups: 8).isDepthwise)
-        #expect(geometry([1, 8, 5, 5], [16, 1, 3, 3], padding: 1, groups: 8).isDepthwise)
-        #expect(!geometry([1, 8, 5, 5], [8, 2, 3, 3], padding: 1, groups: 4).isDepthwise)
-        #expect(!geometry([1, 1, 5, 5], [4, 1, 3, 3]).isDepthwise)
-        #expect(geometry([1, 8, 5, 5], [4, 8, 1, 1]).isPointwise)
-        #expect(!geometry([1, 8, 5, 5], [4, 8, 1, 1], stride: 2).isPointwise)
-        #expect(!geometry([1, 8, 5, 5], [4, 8, 1, 1], padding: 1).isPointwise)
+        func isIm2col(_ route: ConvolutionRoute) -> Bool {
+            if case .im2col = route { return true }
+            return false
+        }
+        func isPointwise(_ route: ConvolutionRoute) -> Bool {
+            if case .pointwise = route { return true }
+            return false
+        }
+        #expect(route([1, 8, 5, 5], [8, 1, 3, 3], padding: 1, groups: 8) == .depthwise)
+        #expect(route([1, 8, 5, 5], [16, 1, 3, 3], padding: 1, groups: 8) == .depthwise)
+        #expect(isIm2col(route([1, 8, 5, 5], [8, 2, 3, 3], padding: 1, groups: 4)))
+        #expect(isIm2col(route([1, 1, 5, 5], [4, 1, 3, 3])))
+        #expect(isPointwise(route([1, 8, 5, 5], [4, 8, 1, 1])))
+        #expect(isIm2col(route([1, 8, 5, 5], [4, 8, 1, 1], stride: 2)))
+        #expect(isIm2col(route([1, 8, 5, 5], [4, 8, 1, 1], padding: 1)))
     }
 
     @Test func im2colPlanSharesTilesEvenly() {

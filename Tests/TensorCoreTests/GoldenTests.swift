@@ -88,8 +88,8 @@ private func pair(_ values: [Int]?) -> Size2? {
                                ceilMode: try #require(p.ceilMode))
             tolerance = .exact
         case "adaptiveAvgPool2d":
+            // torch takes its mean() path for 1×1, whose summation order may differ.
             actual = adaptiveAvgPool2d(input, outputSize: try #require(pair(p.size)))
-            tolerance = .exact
         case "upsampleNearest":
             actual = upsampleNearest(input, size: try #require(pair(p.size)))
             tolerance = .exact
