@@ -39,11 +39,11 @@ public func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Rang
     }
 }
 
-/// Runs `body(worker, job)` for every job in `0..<count` on up to `Threads.count` workers that
-/// take the next job as they finish one, so a slow or preempted worker delays little.
-/// `worker` (in `0..<workers`) lets a body keep per-worker scratch space; `setUp(worker)` runs
-/// once on each worker before its first job and its result is passed to every job it runs.
-/// Fewer than `minimumJobsPerWorker` jobs a worker run inline, as `parallelChunks` does.
+/// Runs `body(&scratch, job)` for every job in `0..<count` on up to `Threads.count` workers
+/// that take the next job as they finish one, so that a slow or preempted worker delays little.
+/// Each worker calls `setUp(worker)` (worker in `0..<workers`) once, before its first job, and
+/// passes the result to every job it runs: per-worker scratch space. With fewer than
+/// `minimumJobsPerWorker` jobs a worker, fewer workers run (one runs inline, as `parallelChunks`).
 public func parallelJobs<Scratch>(_ count: Int, minimumJobsPerWorker: Int = 1, setUp: (Int) -> Scratch,
                                   _ body: (inout Scratch, Int) -> Void) {
     guard count > 0 else { return }
