@@ -92,7 +92,9 @@ for shape, size in [((1, 2, 5, 7), (8, 11)), ((1, 2, 5, 7), (3, 4)), ((1, 2, 5, 
 # resizeBilinear with explicit sizes (align_corners=False).
 for shape, size in [((1, 3, 10, 13), (17, 9)), ((1, 3, 10, 13), (23, 31)), ((1, 3, 10, 13), (1, 1)),
                     ((1, 3, 10, 13), (10, 13)), ((1, 3, 10, 13), (5, 6)), ((2, 1, 1, 1), (3, 4)),
-                    ((1, 2, 7, 5), (1, 9))]:
+                    ((1, 2, 7, 5), (1, 9)),
+                    # One channel: the reference build takes another arithmetic path.
+                    ((1, 1, 6, 9), (10, 15)), ((2, 1, 11, 7), (5, 13))]:
     x = randn(*shape)
     add(f"resizeBilinear {shape} -> {size}", "resizeBilinear", {"size": list(size)},
         input=x, output=F.interpolate(x, size=size, mode="bilinear", align_corners=False))
