@@ -196,22 +196,26 @@ enum Im2colPlan: Equatable {
     /// Tiles have at least this many columns: thinner GEMMs run measurably slower.
     static let minimumTileColumns = 256
 
-    /// The plan for `geometry` on `threads` threads: tiles of about `tileFloats` floats, not
-    /// thinner than the minimum, at least two jobs (images × groups × tiles) a thread so that
-    /// the workers balance, and a multiple of the thread count while jobs are few; the whole
-    /// image when that cannot be had.
+    /// The plan for `geometry` on `threads` threads: tiles of about `tileFloats` floats and not
+    /// thinner than the minimum; with several threads, more tiles until there are four jobs
+    /// (images × groups × tiles) a thread, or else a job count the threads share exactly; the
+    /// whole image when neither can be had.
     static func choose(for geometry: ConvolutionGeometry, threads: Int) -> Im2colPlan {
         let plane = geometry.outputPlane
         let jobsPerTile = geometry.batch * geometry.groups
         let mostTiles = max(1, plane / minimumTileColumns)
-        var tiles = min(mostTiles, (plane * geometry.groupPatch + tileFloats - 1) / tileFloats)
+        // Pointwise convolutions build no column matrix: their tiles only share out the work.
+        let columnFloats = geometry.isPointwise ? 0 : plane * geometry.groupPatch
+        var tiles = max(1, min(mostTiles, (columnFloats + tileFloats - 1) / tileFloats))
         if threads > 1 {
-            tiles = max(tiles, min(mostTiles, (2 * threads + jobsPerTile - 1) / jobsPerTile))
-            if jobsPerTile * tiles < 4 * threads {
-                guard let even = (tiles...mostTiles).first(where: { jobsPerTile * $0 % threads == 0 }) else {
-                    return .wholeImage
-                }
+            // Enough jobs for the queue to balance, else a number the threads share exactly.
+            let candidates = tiles...max(tiles, mostTiles)
+            if let many = candidates.first(where: { jobsPerTile * $0 >= 4 * threads }) {
+                tiles = many
+            } else if let even = candidates.first(where: { jobsPerTile * $0 % threads == 0 }) {
                 tiles = even
+            } else {
+                return .wholeImage
             }
         }
         return .tiled(columns: (plane + tiles - 1) / tiles)
