@@ -85,14 +85,25 @@ public struct BackboneConfig: Codable, Sendable {
 }
 
 /// Dense-head settings (RetinaNet, FCOS, SSDlite).
+///
+/// RetinaNet's branches are `conv.i` = 3×3 conv → [norm] → ReLU blocks (torchvision's
+/// `Conv2dNormActivation`: the conv has a bias only without norm, keys `conv.i.0`, `conv.i.1`);
+/// FCOS's are flat `conv.(3i)` conv with bias, `conv.(3i+1)` GroupNorm, `conv.(3i+2)` ReLU.
 public struct HeadConfig: Codable, Sendable {
     /// Convs per branch before the predictor (torchvision: 4).
     public var numConvs: Int?
-    /// `group_norm` (FCOS, RetinaNet v2) or nil.
+    /// `group_norm` (FCOS, RetinaNet v2) or nil (RetinaNet v1).
     public var norm: String?
+    /// GroupNorm groups (torchvision: 32).
     public var groupNormGroups: Int?
+    /// GroupNorm eps (torchvision: 1e-5).
+    public var groupNormEps: Float?
     /// SSD/SSDlite head input channels per level.
     public var inChannels: [Int]?
+    /// RetinaNet's `BoxCoder` weights (x, y, w, h); torchvision: (1, 1, 1, 1).
+    public var boxCoderWeights: [Float]?
+    /// FCOS's `BoxLinearCoder(normalize_by_size)`; torchvision: true.
+    public var normalizeBySize: Bool?
 }
 
 /// Region proposal network settings (Faster R-CNN), torchvision's `rpn_*` arguments.
