@@ -176,7 +176,7 @@ public final class SSD: Detector {
                     let best = topK(passing, k: min(topkCandidates, passing.count))
                     for (value, index) in zip(best.values, best.indices) {
                         let row = passingRows[index]
-                        candidateBoxes += [box[row * 4], box[row * 4 + 1], box[row * 4 + 2], box[row * 4 + 3]]
+                        for k in 0..<4 { candidateBoxes.append(box[row * 4 + k]) }
                         candidateScores.append(value)
                         candidateLabels.append(label)
                     }
