@@ -19,7 +19,8 @@ public struct DetectorConfig: Codable, Sendable {
     public var imageMean: [Float]
     public var imageStd: [Float]
     public var sizeDivisible: Int?
-    /// `[height, width]` for SSD's fixed-size resize.
+    /// `[height, width]` for SSD's fixed-size resize (note: torchvision's `fixed_size` tuple is
+    /// `(width, height)`; both SSD builders use square sizes).
     public var fixedSize: [Int]?
 
     // Postprocess shared by the one-stage families (RetinaNet/FCOS/SSD) and Faster R-CNN's RoI heads.
@@ -75,13 +76,20 @@ public struct BackboneConfig: Codable, Sendable {
     public var p6p7InChannels: Int?
     /// FPN convs followed by batch norm (torchvision's v2 Faster R-CNN).
     public var fpnBatchNorm: Bool?
-    /// Batch-norm eps of the body (0 for legacy v1 detection checkpoints).
+    /// Batch-norm eps of the body (0 for legacy v1 detection checkpoints). SSDlite uses it for
+    /// the body, extra blocks and head alike, as its builder passes one `norm_layer` to all three.
     public var batchNormEps: Float?
-    /// MobileNet width multiplier.
+    /// MobileNet width multiplier. For `vgg16` (SSD) a detq-only narrowing of every layer, used
+    /// by small test fixtures: torchvision's SSD300 has width 1.
     public var widthMult: Double?
-    /// MobileNetV3 `reduce_tail` / `dilated`.
+    /// MobileNetV3 `reduce_tail` / `dilated`. torchvision's SSDlite builder sets `reduced_tail`
+    /// whenever it loads no ImageNet backbone, so also for its COCO checkpoint.
     public var reducedTail: Bool?
     public var dilated: Bool?
+    /// SSDlite extractor's `width_mult` and `min_depth` for its extra blocks (torchvision's
+    /// builder: 1.0 and 16).
+    public var extraWidthMult: Double?
+    public var minDepth: Int?
 }
 
 /// Dense-head settings (RetinaNet, FCOS, SSDlite).
