@@ -4,6 +4,7 @@ import Layers
 /// Builds the detector `config` describes (weights not loaded yet).
 public func makeDetector(_ config: DetectorConfig) throws -> any Detector {
     switch config.family {
+    case "fasterrcnn": return try FasterRCNN(config)
     default:
         throw UnsupportedModelError("detector family '\(config.family)' is not built by detq yet")
     }
