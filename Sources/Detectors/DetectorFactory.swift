@@ -7,6 +7,7 @@ public func makeDetector(_ config: DetectorConfig) throws -> any Detector {
     case "retinanet": return try RetinaNet(config)
     case "fcos": return try FCOS(config)
     case "ssd", "ssdlite": return try SSD(config)
+    case "fasterrcnn": return try FasterRCNN(config)
     default:
         throw UnsupportedModelError("detector family '\(config.family)' is not built by detq yet")
     }
