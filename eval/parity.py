@@ -181,6 +181,8 @@ def write_config(name, entry, directory):
     """The shipped config with the entry's overrides, next to a copy of its class-name file."""
     config = json.loads((ROOT / "detectors" / name / "config.json").read_text())
     config = merged(config, entry.config_overrides)
+    directory = directory / name
+    directory.mkdir(parents=True, exist_ok=True)
     if config.get("class_names"):
         shutil.copy(ROOT / "detectors" / config["class_names"], directory / config["class_names"])
     path = directory / "config.json"
