@@ -169,7 +169,8 @@ public func selectLayers(_ candidates: [(index: Int, score: Double)], policy: Co
         return []
     case .top(let fraction):
         let sorted = candidates.map(\.score).sorted()
-        let position = Int((Double(sorted.count) * (1 - fraction)).rounded(.down))
+        // The epsilon keeps 10·(1 − 0.9) from flooring to 0.
+        let position = Int((Double(sorted.count) * (1 - fraction) + 1e-9).rounded(.down))
         guard position < sorted.count else { return [] }
         let threshold = sorted[max(0, position)]
         return Set(candidates.filter { $0.score >= threshold }.map(\.index))

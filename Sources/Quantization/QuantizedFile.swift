@@ -17,13 +17,14 @@ import TensorCore
 /// | `P.bias` | F32 `[O]` | the float bias (folded batch norm, bias correction) |
 ///
 /// Every other parameter of the model stays float under its state-dict key. Metadata:
-/// `format` (`detq-quantized/1`), `model`, and `recipe` (the `QuantizationRecipe` as JSON,
-/// snake_case keys; its `layers` list says what each layer stores).
+/// `format` (`detq-quantized/1`), `model`, `recipe` (the `QuantizationRecipe` as JSON,
+/// snake_case keys; its `layers` list says what each layer stores) and `weights_checksum`
+/// (FNV-1a over the float model's parameters, batch norms folded: the weights it was made from).
 extension QuantizedModel {
     /// The file's tensors and metadata; `model` supplies the float parameters that stay float.
     public func stateDict(floatParametersOf model: any Module) throws -> StateDict {
         var dict = StateDict(metadata: ["format": QuantizationRecipe.formatTag, "model": recipe.model,
-                                        "recipe": try encodeRecipe(recipe)])
+                                        "recipe": try encodeRecipe(recipe), "weights_checksum": weightsChecksum(model)])
         let quantizedPaths = Set(layers.map(\.path))
         for (path, module) in model.namedModules() where !quantizedPaths.contains(path) {
             for parameter in module.ownParameters {
@@ -188,6 +189,9 @@ extension QuantizedModel {
                 used.insert(key)
             }
         }
+        if let checksum = dict.metadata["weights_checksum"], checksum != weightsChecksum(model) {
+            throw incompatible("made from other weights than those loaded (weights checksum differs)")
+        }
         if let extra = dict.keys.first(where: { !used.contains($0) }) {
             throw incompatible("tensor '\(extra)' belongs to no layer of model '\(modelName)'")
         }
@@ -201,4 +205,19 @@ func encodeRecipe(_ recipe: QuantizationRecipe) throws -> String {
     encoder.keyEncodingStrategy = .convertToSnakeCase
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(recipe), as: UTF8.self)
+}
+
+/// FNV-1a (64-bit, hex) over every parameter's key and Float32 bits, in tree order.
+public func weightsChecksum(_ model: any Module) -> String {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    func mix(_ byte: UInt8) {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01B3
+    }
+    for (key, tensor) in model.namedParameters() {
+        for byte in key.utf8 { mix(byte) }
+        for dimension in tensor.shape { withUnsafeBytes(of: UInt64(dimension).littleEndian) { $0.forEach(mix) } }
+        tensor.withUnsafeBufferPointer { values in UnsafeRawBufferPointer(values).forEach(mix) }
+    }
+    return String(hash, radix: 16)
 }
