@@ -180,7 +180,15 @@ public func runQuantize(_ request: QuantizeRequest) throws -> QuantizationResult
     result.report.recipe = result.model.recipe
     try result.model.write(to: request.output, floatParametersOf: target.network)
     result.report.wallSeconds = seconds(since: start, clock: clock)
-    if let report = request.report { try writeAtomically(try encodeReport(result.report), to: report) }
+    if let report = request.report {
+        // Data's atomic write renames over an existing file (writeAtomically's replaceItemAt
+        // fails on Linux when the file exists).
+        do {
+            try encodeReport(result.report).write(to: URL(fileURLWithPath: report), options: .atomic)
+        } catch {
+            throw ModelDescriptionError("cannot write \(report): \(error.localizedDescription)")
+        }
+    }
     return result
 }
 

@@ -195,7 +195,7 @@ struct LayerPlan {
     }
 
     func report() -> QuantizationReport.Layer {
-        let macs = calibration.outputPositionsPerSample * Double(layer.outputs * layer.groupPatchLength)
+        let multiplyAccumulates = calibration.outputPositionsPerSample * Double(layer.outputs * layer.groupPatchLength)
         let terms = (compensateWeights ? 1 : 0) + (compensateActivations ? 1 : 0)
         return QuantizationReport.Layer(
             path: calibration.path, part: part, executionIndex: executionIndex, kind: layer.kind, weightBits: weightBits,
@@ -206,7 +206,7 @@ struct LayerPlan {
             activationClip: activation.mode == .dynamic ? [activation.clip.low, activation.clip.high] : nil,
             errorUncompensated: errorUncompensated, errorCompensated: errorCompensated, errorFinal: errorFinal,
             errorW8A8: errorW8A8, relativeSquaredError: relativeSquaredError, selectionScore: score,
-            compensated: compensateWeights || compensateActivations, macs: macs, extraMACs: Double(terms) * macs,
+            compensated: compensateWeights || compensateActivations, multiplyAccumulates: multiplyAccumulates, extraMultiplyAccumulates: Double(terms) * multiplyAccumulates,
             extraBits: compensateWeights ? layer.parameterCount * (weightBits + 1) : 0)
     }
 }

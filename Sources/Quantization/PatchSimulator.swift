@@ -102,16 +102,32 @@ final class PatchSimulator {
                                steps: activation.steps)
     }
 
+    /// Groups too small for a GEMM call each (depthwise: `Kg = kH·kW`, one output) run as loops.
+    private var usesLoops: Bool { groups > 1 && groupOutputs * groupPatch <= 64 }
+
     /// `left [R, K] × rightᵀ` per group, with `right` `[O, Kg]`: `[R, O]`.
     func groupedProduct(_ left: [Float], _ right: [Float]) -> [Float] {
         var result = [Float](repeating: 0, count: rows * outputs)
         guard rows > 0 else { return result }
+        let rowLength = sample.rowLength
         left.withUnsafeBufferPointer { left in
             right.withUnsafeBufferPointer { right in
                 result.withUnsafeMutableBufferPointer { result in
+                    if usesLoops {
+                        for row in 0..<rows {
+                            for o in 0..<outputs {
+                                let input = left.baseAddress! + row * rowLength + (o / groupOutputs) * groupPatch
+                                let weight = right.baseAddress! + o * groupPatch
+                                var sum: Float = 0
+                                for k in 0..<groupPatch { sum += input[k] * weight[k] }
+                                result[row * outputs + o] = sum
+                            }
+                        }
+                        return
+                    }
                     for group in 0..<groups {
                         gemm(transposeB: true, m: rows, n: groupOutputs, k: groupPatch,
-                             a: left.baseAddress! + group * groupPatch, lda: sample.rowLength,
+                             a: left.baseAddress! + group * groupPatch, lda: rowLength,
                              b: right.baseAddress! + group * groupOutputs * groupPatch, ldb: groupPatch,
                              c: result.baseAddress! + group * groupOutputs, ldc: outputs)
                     }
@@ -126,13 +142,25 @@ final class PatchSimulator {
     func groupedGradient(_ left: [Float], _ right: [Float]) -> [Float] {
         var result = [Float](repeating: 0, count: outputs * groupPatch)
         guard rows > 0 else { return result }
+        let rowLength = sample.rowLength
         left.withUnsafeBufferPointer { left in
             right.withUnsafeBufferPointer { right in
                 result.withUnsafeMutableBufferPointer { result in
+                    if usesLoops {
+                        for row in 0..<rows {
+                            for o in 0..<outputs {
+                                let error = left[row * outputs + o]
+                                let input = right.baseAddress! + row * rowLength + (o / groupOutputs) * groupPatch
+                                let gradient = result.baseAddress! + o * groupPatch
+                                for k in 0..<groupPatch { gradient[k] += error * input[k] }
+                            }
+                        }
+                        return
+                    }
                     for group in 0..<groups {
                         gemm(transposeA: true, m: groupOutputs, n: groupPatch, k: rows,
                              a: left.baseAddress! + group * groupOutputs, lda: outputs,
-                             b: right.baseAddress! + group * groupPatch, ldb: sample.rowLength,
+                             b: right.baseAddress! + group * groupPatch, ldb: rowLength,
                              c: result.baseAddress! + group * groupOutputs * groupPatch, ldc: groupPatch)
                     }
                 }
@@ -165,14 +193,19 @@ final class PatchSimulator {
         return result
     }
 
-    /// `Σ_rows |Y − Ŷ|^p` of each output channel.
+    /// `Σ_rows |Y − Ŷ|^p` of each output channel (the power in Float, the sums in Double).
     func channelErrors(_ output: [Float], norm: Double) -> [Double] {
         var errors = [Double](repeating: 0, count: outputs)
-        let targets = sample.targets
-        for row in 0..<rows {
-            for o in 0..<outputs {
-                let difference = Double(abs(targets[row * outputs + o] - output[row * outputs + o]))
-                errors[o] += norm == 2 ? difference * difference : pow(difference, norm)
+        let exponent = Float(norm)
+        sample.targets.withUnsafeBufferPointer { targets in
+            output.withUnsafeBufferPointer { output in
+                for row in 0..<rows {
+                    for o in 0..<outputs {
+                        let difference = abs(targets[row * outputs + o] - output[row * outputs + o])
+                        let power = norm == 2 ? difference * difference : (difference > 0 ? powf(difference, exponent) : 0)
+                        errors[o] += Double(power)
+                    }
+                }
             }
         }
         return errors

@@ -141,11 +141,11 @@ public struct CalibrationOptions: Sendable, Codable, Equatable {
     /// Floats kept per layer for patches and outputs together, at most; wide layers keep fewer rows.
     public var floatsPerLayer = 1 << 21
     /// Rows the clipping searches use (a uniform subset of the reservoir).
-    public var searchRows = 512
+    public var searchRows = 256
     /// Fraction trimmed from each end of the per-sample range lists before averaging (0: the mean).
     public var trimFraction = 0.0
 
-    public init(seed: UInt64 = 0, rowsPerLayer: Int = 1024, floatsPerLayer: Int = 1 << 21, searchRows: Int = 512,
+    public init(seed: UInt64 = 0, rowsPerLayer: Int = 1024, floatsPerLayer: Int = 1 << 21, searchRows: Int = 256,
                 trimFraction: Double = 0) {
         self.seed = seed
         self.rowsPerLayer = rowsPerLayer

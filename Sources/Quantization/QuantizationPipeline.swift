@@ -49,35 +49,80 @@ public func resolveLayers(_ model: any Module, scope: QuantizationScope) throws 
     return layers
 }
 
-/// Quantizes the in-scope layers of `model` (batch norms already folded) with `options`.
-///
-/// `calibrate(i)` runs the float model on calibration sample `i` (0..<`sampleCount`): observers
-/// on the in-scope layers record what they see (see `calibrate(layers:…)`). Then, per layer in
-/// execution order, the method picks ranges (and for AdaRound, roundings; for bias correction,
-/// bias shifts) on the layer's calibration patches; ARCQ scores compensable layers and selects
-/// the ones to compensate. The model is left unchanged (float, no executor); install the
-/// result with `QuantizedModel.install(on:mode:)`. `progress(stage, done, total)` reports
-/// `calibrate` samples and `search` layers.
+/// What calibration recorded for a scope: reusable by several `quantize` calls (methods, bit
+/// widths) on the same model.
+public struct CalibrationData: Sendable {
+    /// In execution order.
+    public let layers: [LayerCalibration]
+    public let options: CalibrationOptions
+    /// The percentile recorded (for the `percentile` method), if any.
+    public let percentile: Double?
+    public let sampleCount: Int
+    public let seconds: Double
+}
+
+/// Calibrates the in-scope layers of `model`: `run(i)` runs the float model on calibration
+/// sample `i` (0..<`sampleCount`) while observers record what each layer sees (see
+/// `calibrate(layers:…)`). `percentile`, when given, is also recorded per call.
+public func calibrate(_ model: any Module, scope: QuantizationScope, options: CalibrationOptions, percentile: Double? = nil,
+                      sampleCount: Int, progress: ((String, Int, Int) -> Void)? = nil,
+                      run: (Int) throws -> Void) throws -> CalibrationData {
+    guard sampleCount >= 1 else {
+        throw QuantizationError.invalidOption(name: "calib-count", value: String(sampleCount), reason: "needs at least one sample")
+    }
+    let clock = ContinuousClock()
+    let start = clock.now
+    let layers = try resolveLayers(model, scope: scope)
+    let calibrations = try calibrate(layers: layers, sampleCount: sampleCount, options: options, percentile: percentile,
+                                     progress: { progress?("calibrate", $0, $1) }, run: run)
+    return CalibrationData(layers: calibrations, options: options, percentile: percentile, sampleCount: sampleCount,
+                           seconds: seconds(clock.now - start))
+}
+
+/// Quantizes the in-scope layers of `model` (batch norms already folded) with `options`:
+/// calibration (`calibrate(_:scope:…)`, with `run`) and then `quantize(_:scope:options:calibration:)`.
+/// Bad options, paths and policies fail before any sample runs. The model is left unchanged
+/// (float, no executor); install the result with `QuantizedModel.install(on:mode:)`.
+/// `progress(stage, done, total)` reports `calibrate` samples and `search` layers.
 public func quantize(_ model: any Module, scope: QuantizationScope, options: QuantizationOptions, sampleCount: Int,
                      progress: ((String, Int, Int) -> Void)? = nil,
                      calibrate run: (Int) throws -> Void) throws -> QuantizationResult {
-    let clock = ContinuousClock()
-    let start = clock.now
     try options.validate()
-    guard sampleCount >= 1 else {
-        throw QuantizationError.invalidOption(name: "calib-count", value: String(sampleCount), reason: "needs at least one sample")
+    let layers = try resolveLayers(model, scope: scope)
+    if case .layers(let indices) = options.compensation, let bad = indices.first(where: { $0 > layers.count }) {
+        throw QuantizationError.policyOutOfRange(index: bad, count: layers.count)
+    }
+    let calibration = try calibrate(model, scope: scope, options: options.calibration,
+                                    percentile: options.method == .percentile ? options.percentile : nil,
+                                    sampleCount: sampleCount, progress: progress, run: run)
+    return try quantize(model, scope: scope, options: options, calibration: calibration, progress: progress)
+}
+
+/// Quantizes with a calibration already recorded on the same model and scope: per layer in
+/// execution order, the method picks ranges (and for AdaRound, roundings; for bias
+/// correction, bias shifts) on the layer's calibration patches; ARCQ scores compensable layers
+/// and selects the ones to compensate. The recipe records `calibration.options`.
+public func quantize(_ model: any Module, scope: QuantizationScope, options: QuantizationOptions,
+                     calibration: CalibrationData, progress: ((String, Int, Int) -> Void)? = nil) throws -> QuantizationResult {
+    let clock = ContinuousClock()
+    let searchStart = clock.now
+    try options.validate()
+    var options = options
+    options.calibration = calibration.options
+    if options.method == .percentile && calibration.percentile != options.percentile {
+        throw QuantizationError.invalidOption(name: "percentile", value: String(options.percentile),
+                                              reason: "the calibration did not record this percentile")
     }
     let layers = try resolveLayers(model, scope: scope)
     if case .layers(let indices) = options.compensation, let bad = indices.first(where: { $0 > layers.count }) {
         throw QuantizationError.policyOutOfRange(index: bad, count: layers.count)
     }
     let byPath = Dictionary(layers.map { ($0.path, $0.layer) }, uniquingKeysWith: { first, _ in first })
-
-    let calibrations = try calibrate(layers: layers, sampleCount: sampleCount, options: options.calibration,
-                                     percentile: options.method == .percentile ? options.percentile : nil,
-                                     progress: { progress?("calibrate", $0, $1) }, run: run)
-    let calibrationSeconds = seconds(clock.now - start)
-    let searchStart = clock.now
+    let calibrations = calibration.layers.filter { byPath[$0.path] != nil }
+    guard calibrations.count == layers.count else {
+        let missing = layers.map(\.path).filter { path in !calibrations.contains { $0.path == path } }
+        throw QuantizationError.layerNotExecuted(path: missing.first ?? "?")
+    }
 
     var plans: [LayerPlan] = []
     for (position, calibration) in calibrations.enumerated() {
@@ -102,9 +147,9 @@ public func quantize(_ model: any Module, scope: QuantizationScope, options: Qua
     let quantizedLayers = plans.map { $0.quantizedLayer() }
     let recipe = QuantizationRecipe(
         format: QuantizationRecipe.formatTag, model: "", options: options,
-        scope: Array(Set(scope.parts.values)).sorted(), calibrationImages: [], calibrationSamples: sampleCount,
+        scope: Array(Set(scope.parts.values)).sorted(), calibrationImages: [], calibrationSamples: calibration.sampleCount,
         batchNormFolded: layers.contains { if case .conv(let conv) = $0.layer { conv.hasFoldedNorm } else { false } },
-        executionMode: .simulated, layers: quantizedLayers.map { LayerRecipe($0, layer: byPath[$0.path]!) },
+        executionMode: .simulated, layers: zip(plans, quantizedLayers).map { LayerRecipe($1, layer: $0.layer) },
         compensatedLayers: quantizedLayers.filter(\.isCompensated).map(\.path))
     let layerReports = plans.map { $0.report() }
     let totals = QuantizationReport.Totals(
@@ -112,10 +157,12 @@ public func quantize(_ model: any Module, scope: QuantizationScope, options: Qua
         parameters: layerReports.reduce(0) { $0 + $1.parameters },
         weightBits: layerReports.reduce(0) { $0 + $1.parameters * $1.weightBits },
         extraBits: layerReports.reduce(0) { $0 + $1.extraBits },
-        macs: layerReports.reduce(0) { $0 + $1.macs }, extraMACs: layerReports.reduce(0) { $0 + $1.extraMACs })
+        multiplyAccumulates: layerReports.reduce(0) { $0 + $1.multiplyAccumulates },
+        extraMultiplyAccumulates: layerReports.reduce(0) { $0 + $1.extraMultiplyAccumulates })
+    let searchSeconds = seconds(clock.now - searchStart)
     let report = QuantizationReport(model: "", method: options.method, recipe: recipe, layers: layerReports, totals: totals,
-                                    calibrationSeconds: calibrationSeconds, searchSeconds: seconds(clock.now - searchStart),
-                                    wallSeconds: seconds(clock.now - start))
+                                    calibrationSeconds: calibration.seconds, searchSeconds: searchSeconds,
+                                    wallSeconds: calibration.seconds + searchSeconds)
     return QuantizationResult(model: QuantizedModel(recipe: recipe, layers: quantizedLayers), report: report)
 }
 

@@ -30,8 +30,8 @@ public struct QuantizationReport: Sendable, Codable {
         public var selectionScore: Double?
         public var compensated: Bool
         /// Multiply-accumulates per calibration sample, and those the compensation adds.
-        public var macs: Double
-        public var extraMACs: Double
+        public var multiplyAccumulates: Double
+        public var extraMultiplyAccumulates: Double
         /// Bits of stored remainder codes (`P·(b + 1)` when the weight term is compensated).
         public var extraBits: Int
     }
@@ -43,8 +43,8 @@ public struct QuantizationReport: Sendable, Codable {
         /// Bits of the integer weights.
         public var weightBits: Int
         public var extraBits: Int
-        public var macs: Double
-        public var extraMACs: Double
+        public var multiplyAccumulates: Double
+        public var extraMultiplyAccumulates: Double
     }
 
     public var model: String

@@ -4,7 +4,13 @@
 /// Swift's plain `rounded()` sends ties away from zero; every quantizer in detq uses this.
 @inlinable
 public func roundHalfEven(_ x: Float) -> Float {
-    x.rounded(.toNearestOrEven)
+    // Below 2^22, adding and removing 1.5·2^23 rounds to an integer in the FPU's
+    // round-to-nearest-even mode, without a call to rintf (x86-64's baseline has no roundss).
+    if abs(x) < 4_194_304 {
+        let magic: Float = 12_582_912
+        return (x + magic) - magic
+    }
+    return x.rounded(.toNearestOrEven)
 }
 
 /// `rnd(x)` in Double, ties to even.

@@ -111,7 +111,7 @@ struct Quantize: ParsableCommand {
     var calibRows = 1024
 
     @Option(help: "Patch rows the clipping searches use.")
-    var searchRows = 512
+    var searchRows = 256
 
     @Option(help: "Execution mode recorded as the default for evaluation: simulated or integer.")
     var mode = ExecutionMode.simulated
@@ -184,9 +184,9 @@ struct Quantize: ParsableCommand {
               + "\(report.totals.compensatedLayers) compensated")
         print(String(format: "calibration %.1f s (%d images), search %.1f s, total %.1f s",
                      report.calibrationSeconds, result.model.recipe.calibrationSamples, report.searchSeconds, report.wallSeconds))
-        if report.totals.extraMACs > 0 {
+        if report.totals.extraMultiplyAccumulates > 0 {
             print(String(format: "compensation cost: +%.1f%% MACs, +%.2f Mbit of remainder codes",
-                         100 * report.totals.extraMACs / max(1, report.totals.macs), Double(report.totals.extraBits) / 1e6))
+                         100 * report.totals.extraMultiplyAccumulates / max(1, report.totals.multiplyAccumulates), Double(report.totals.extraBits) / 1e6))
         }
         print("wrote \(out)" + (self.report.map { " and \($0)" } ?? ""))
     }

@@ -46,9 +46,9 @@ import TensorCore
         #expect(bits == ["W8A8", "W4A4", "W4A4", "W4A4", "W8A8"])
         #expect(result.model.recipe.compensatedLayers == ["depthwise", "grouped", "shared"])
         let shared = try #require(result.report.layers.first { $0.path == "shared" })
-        #expect(shared.compensated && shared.extraMACs == 2 * shared.macs && shared.extraBits == shared.parameters * 5)
+        #expect(shared.compensated && shared.extraMultiplyAccumulates == 2 * shared.multiplyAccumulates && shared.extraBits == shared.parameters * 5)
         #expect((shared.errorCompensated ?? .infinity) < shared.errorUncompensated)
-        #expect(result.report.layers.allSatisfy { $0.macs > 0 })
+        #expect(result.report.layers.allSatisfy { $0.multiplyAccumulates > 0 })
         // The model itself is untouched: float, no executors.
         #expect(network.shared.executor == nil)
     }

@@ -124,3 +124,20 @@ import TensorCore
         }
     }
 }
+
+@Suite struct RoundingTwinTests {
+    /// The fast `roundHalfEven` equals Swift's `.rounded(.toNearestOrEven)` on random values of
+    /// every magnitude, ties and the 2^22 boundary included.
+    @Test func fastRoundingMatchesTheLibrary() {
+        var generator = SeededGenerator(seed: 21)
+        var values: [Float] = [0, -0, 0.5, -0.5, 4_194_303.5, -4_194_303.5, 4_194_304.5, 8_388_607.5, 1e9, -1e9, .infinity]
+        for _ in 0..<100_000 {
+            let magnitude = powf(2, Float(Int(generator.next() % 30)) - 6)
+            values.append((generator.nextUniform() * 2 - 1) * magnitude)
+            values.append(Float(Int(generator.next() % 2_000_000)) / 2 - 500_000)
+        }
+        for value in values {
+            #expect(roundHalfEven(value) == value.rounded(.toNearestOrEven), "\(value)")
+        }
+    }
+}
