@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "BoxOps", dependencies: ["TensorCore"], exclude: ["README.md"]),
         .target(name: "Detectors", dependencies: ["TensorCore", "Layers", "BoxOps"]),
         .target(name: "Quantization", dependencies: ["TensorCore", "Layers", "Checkpoints"]),
-        .target(name: "COCO"),
+        .target(name: "COCO", exclude: ["README.md"]),
         .target(name: "DetQKit", dependencies: [
             "TensorCore", "ImageIO", "Checkpoints", "Layers", "BoxOps", "Detectors", "Quantization", "COCO",
         ]),
@@ -38,12 +38,12 @@ let package = Package(
             "DetQKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "ImageIOTests", dependencies: ["ImageIO"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "TensorCore", "Checkpoints"]),
         .testTarget(name: "BoxOpsTests", dependencies: ["BoxOps", "TensorCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Layers", "BoxOps", "TensorCore", "Checkpoints"]),
+        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Layers", "BoxOps", "TensorCore", "Checkpoints"], exclude: ["Fixtures"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Layers", "TensorCore"]),
         .testTarget(name: "COCOTests", dependencies: ["COCO"]),
         .testTarget(name: "DetQKitTests", dependencies: ["DetQKit"], exclude: ["Fixtures"]),

@@ -58,23 +58,69 @@ public func softmax(_ x: Tensor, axis: Int) -> Tensor {
     return Tensor(shape: x.shape) { output in
         x.withUnsafeBufferPointer { input in
             let source = input.baseAddress!, destination = output.baseAddress!
-            // One job per (outer, inner) lane; lanes along `axis` are `inner` apart.
-            parallelChunks(outer * inner, minimumPerChunk: max(1, elementwiseChunk / max(1, length))) { lanes in
-                for lane in lanes {
-                    let base = (lane / inner) * length * inner + lane % inner
-                    var largest = -Float.infinity
-                    for i in 0..<length { largest = max(largest, source[base + i * inner]) }
-                    var sum: Float = 0
-                    for i in 0..<length {
-                        let e = expf(source[base + i * inner] - largest)
-                        destination[base + i * inner] = e
-                        sum += e
+            if inner == 1 {
+                // Contiguous lanes (the last axis).
+                parallelChunks(outer, minimumPerChunk: max(1, elementwiseChunk / max(1, length))) { lanes in
+                    for lane in lanes {
+                        softmaxBlock(source + lane * length, destination + lane * length, length: length,
+                                     stride: 1, width: 1, scratch: nil)
                     }
-                    let reciprocal = 1 / sum
-                    for i in 0..<length { destination[base + i * inner] *= reciprocal }
                 }
+                return
+            }
+            // Blocks of up to 256 neighbouring lanes, walked together along `axis` so that
+            // every inner loop runs over contiguous memory.
+            let block = 256
+            let blocksPerOuter = (inner + block - 1) / block
+            parallelJobs(outer * blocksPerOuter, minimumJobsPerWorker: max(1, elementwiseChunk / (block * length)),
+                         setUp: { _ in ScratchBuffer(capacity: 2 * block) }) { scratch, job in
+                let start = (job % blocksPerOuter) * block
+                let offset = (job / blocksPerOuter) * length * inner + start
+                softmaxBlock(source + offset, destination + offset, length: length, stride: inner,
+                             width: min(block, inner - start), scratch: scratch.pointer)
             }
         }
+    }
+}
+
+/// Softmax of `width` neighbouring lanes whose elements along the axis are `stride` apart.
+/// `scratch` holds `2 · width` floats (unused when `width == 1`).
+@inline(__always)
+private func softmaxBlock(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, length: Int,
+                          stride: Int, width: Int, scratch: UnsafeMutablePointer<Float>?) {
+    if width == 1 {
+        var largest = -Float.infinity
+        for i in 0..<length { largest = max(largest, source[i * stride]) }
+        var sum: Float = 0
+        for i in 0..<length {
+            let e = expf(source[i * stride] - largest)
+            destination[i * stride] = e
+            sum += e
+        }
+        let reciprocal = 1 / sum
+        for i in 0..<length { destination[i * stride] *= reciprocal }
+        return
+    }
+    guard let scratch else { return }
+    let largest = scratch, sums = scratch + width
+    largest.initialize(repeating: -.infinity, count: width)
+    sums.initialize(repeating: 0, count: width)
+    for i in 0..<length {
+        let row = source + i * stride
+        for k in 0..<width { largest[k] = max(largest[k], row[k]) }
+    }
+    for i in 0..<length {
+        let row = source + i * stride, result = destination + i * stride
+        for k in 0..<width {
+            let e = expf(row[k] - largest[k])
+            result[k] = e
+            sums[k] += e
+        }
+    }
+    for k in 0..<width { sums[k] = 1 / sums[k] }
+    for i in 0..<length {
+        let result = destination + i * stride
+        for k in 0..<width { result[k] *= sums[k] }
     }
 }
 

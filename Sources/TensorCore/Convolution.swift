@@ -1,7 +1,6 @@
 // 2-D convolution as torch.nn.functional.conv2d: im2col + sgemm, a 1×1 path and a direct depthwise kernel.
 
 /// The sizes of one `conv2d` call, checked once.
-@usableFromInline
 struct ConvolutionGeometry {
     let batch: Int
     let inputChannels: Int
@@ -79,12 +78,29 @@ public func convolutionOutputSize(_ inputSize: Int, kernel: Int, stride: Int, pa
 public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2 = 1, padding: Size2 = 0,
                    dilation: Size2 = 1, groups: Int = 1) -> Tensor {
     convolved(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups,
-              plan: nil)
+              route: nil)
 }
 
-/// `conv2d` with the im2col plan forced (tests reach every path with it); nil chooses.
+/// How `conv2d` computes one convolution.
+enum ConvolutionRoute: Equatable {
+    /// The direct kernel (`groups == C`).
+    case depthwise
+    /// GEMMs straight on the input, which already is the `[C, H·W]` matrix (1×1, stride 1, no padding).
+    case pointwise(Im2colPlan)
+    /// GEMMs on column matrices built by im2col.
+    case im2col(Im2colPlan)
+
+    static func choose(for geometry: ConvolutionGeometry, threads: Int) -> ConvolutionRoute {
+        if geometry.isDepthwise { return .depthwise }
+        let plan = Im2colPlan.choose(for: geometry, threads: threads)
+        return geometry.isPointwise ? .pointwise(plan) : .im2col(plan)
+    }
+}
+
+/// `conv2d` along a given route (tests reach every path with it); nil chooses.
+/// `.pointwise` needs a pointwise geometry and `.depthwise` a depthwise one.
 func convolved(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2, padding: Size2, dilation: Size2,
-               groups: Int, plan: Im2colPlan?) -> Tensor {
+               groups: Int, route: ConvolutionRoute?) -> Tensor {
     let geometry = ConvolutionGeometry(input: input.shape, weight: weight.shape, stride: stride,
                                        padding: padding, dilation: dilation, groups: groups)
     if let bias {
@@ -100,20 +116,31 @@ func convolved(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: Size2, pa
                          plane: geometry.outputPlane, batch: geometry.batch)
         }
     }
+    let route = route ?? ConvolutionRoute.choose(for: geometry, threads: Threads.count)
+    switch route {
+    case .depthwise: precondition(geometry.isDepthwise, "conv2d: depthwise route for \(weight.shape), groups \(groups)")
+    case .pointwise: precondition(geometry.isPointwise, "conv2d: pointwise route for \(weight.shape), stride \(stride)")
+    case .im2col: break
+    }
     let biasValues = bias?.scalars
     return Tensor(shape: outputShape) { output in
         input.withUnsafeBufferPointer { input in
             weight.withUnsafeBufferPointer { weight in
-                if geometry.isDepthwise && plan == nil {
-                    depthwiseConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
-                                         output: output.baseAddress!, geometry: geometry)
-                } else if geometry.isPointwise && plan == nil {
-                    pointwiseConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
-                                         output: output.baseAddress!, geometry: geometry)
-                } else {
-                    im2colConvolution(input.baseAddress!, weight: weight.baseAddress!, bias: biasValues,
-                                      output: output.baseAddress!, geometry: geometry,
-                                      plan: plan ?? Im2colPlan.choose(for: geometry, threads: Threads.count))
+                let (source, filters, result) = (input.baseAddress!, weight.baseAddress!, output.baseAddress!)
+                switch route {
+                case .depthwise:
+                    depthwiseConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry)
+                case .pointwise(.wholeImage):
+                    pointwiseConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry)
+                case .im2col(.wholeImage):
+                    wholeImageIm2colConvolution(source, weight: filters, bias: biasValues, output: result,
+                                                geometry: geometry)
+                case .pointwise(.tiled(let columns)):
+                    tiledConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry,
+                                     tileColumns: columns, im2col: false)
+                case .im2col(.tiled(let columns)):
+                    tiledConvolution(source, weight: filters, bias: biasValues, output: result, geometry: geometry,
+                                     tileColumns: columns, im2col: true)
                 }
             }
         }
@@ -153,49 +180,45 @@ private func pointwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
 
 // MARK: - General convolution: im2col + sgemm
 
-/// How an im2col convolution is split over threads.
+/// How a GEMM convolution is split over threads.
 enum Im2colPlan: Equatable {
-    /// Each thread takes tiles of up to `columns` output positions of one image and group,
-    /// builds the tile's column matrix (sized to stay in L2) and multiplies it with a
-    /// single-threaded GEMM. No thread waits for another until the end.
+    /// Workers take tiles of up to `columns` output positions of one image and group, build
+    /// the tile's column matrix (sized to stay in L2; none for pointwise convolutions) and
+    /// multiply it with a single-threaded GEMM. No worker waits for another until the end.
     case tiled(columns: Int)
-    /// All threads build one image's whole column matrix, then one multi-threaded GEMM per
-    /// group; for planes too small to give every thread its own tiles.
+    /// All threads build one image's whole column matrix (none for pointwise convolutions),
+    /// then one multi-threaded GEMM per group; for planes too small to share out as tiles.
     case wholeImage
 
-    /// Floats of one column tile: about the L2 cache of one core.
-    static let tileFloats = 262_144
-    /// Tiles have at least this many columns, and at least as many as the GEMM has rows:
-    /// every tile's GEMM repacks the weights, which thin tiles cannot amortize.
-    static let minimumTileColumns = 128
+    /// Floats of one column tile (2 MiB): near the L2 cache of one core; larger tiles measured
+    /// no faster, and smaller ones spend more on the weights each tile's GEMM repacks.
+    static let tileFloats = 524_288
+    /// Tiles have at least this many columns: thinner GEMMs run measurably slower.
+    static let minimumTileColumns = 256
 
-    /// The plan for `geometry` on `threads` threads: tiles of about `tileFloats` floats, not
-    /// thinner than the minimum, in a number of jobs (images × groups × tiles) that the
-    /// threads share evenly; the whole image when that cannot be had.
+    /// The plan for `geometry` on `threads` threads: tiles of about `tileFloats` floats and not
+    /// thinner than the minimum; with several threads, more tiles until there are four jobs
+    /// (images × groups × tiles) a thread, or else a job count the threads share exactly; the
+    /// whole image when neither can be had.
     static func choose(for geometry: ConvolutionGeometry, threads: Int) -> Im2colPlan {
         let plane = geometry.outputPlane
         let jobsPerTile = geometry.batch * geometry.groups
-        let thinnest = max(minimumTileColumns, geometry.groupOutputChannels)
-        let mostTiles = max(1, plane / thinnest)
-        var tiles = min(mostTiles, (plane * geometry.groupPatch + tileFloats - 1) / tileFloats)
-        if threads > 1 && jobsPerTile * tiles < 4 * threads {
-            // Few jobs: take the fewest tiles that share exactly, if tiles stay thick enough.
-            guard let even = (tiles...max(tiles, mostTiles)).first(where: { jobsPerTile * $0 % threads == 0 }) else {
+        let mostTiles = max(1, plane / minimumTileColumns)
+        // Pointwise convolutions build no column matrix: their tiles only share out the work.
+        let columnFloats = geometry.isPointwise ? 0 : plane * geometry.groupPatch
+        var tiles = max(1, min(mostTiles, (columnFloats + tileFloats - 1) / tileFloats))
+        if threads > 1 {
+            // Enough jobs for the queue to balance, else a number the threads share exactly.
+            let candidates = tiles...max(tiles, mostTiles)
+            if let many = candidates.first(where: { jobsPerTile * $0 >= 4 * threads }) {
+                tiles = many
+            } else if let even = candidates.first(where: { jobsPerTile * $0 % threads == 0 }) {
+                tiles = even
+            } else {
                 return .wholeImage
             }
-            tiles = even
         }
         return .tiled(columns: (plane + tiles - 1) / tiles)
-    }
-}
-
-private func im2colConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
-                               output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, plan: Im2colPlan) {
-    switch plan {
-    case .tiled(let columns):
-        tiledIm2colConvolution(input, weight: weight, bias: bias, output: output, geometry: geometry, tileColumns: columns)
-    case .wholeImage:
-        wholeImageIm2colConvolution(input, weight: weight, bias: bias, output: output, geometry: geometry)
     }
 }
 
@@ -228,8 +251,9 @@ private func wholeImageIm2colConvolution(_ input: UnsafePointer<Float>, weight: 
     }
 }
 
-private func tiledIm2colConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
-                                    output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, tileColumns: Int) {
+private func tiledConvolution(_ input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: [Float]?,
+                              output: UnsafeMutablePointer<Float>, geometry: ConvolutionGeometry, tileColumns: Int,
+                              im2col buildsColumns: Bool) {
     let plane = geometry.outputPlane
     let patch = geometry.groupPatch
     let groupIn = geometry.groupInputChannels, groupOut = geometry.groupOutputChannels
@@ -237,36 +261,46 @@ private func tiledIm2colConvolution(_ input: UnsafePointer<Float>, weight: Unsaf
     let tilesPerPlane = (plane + tile - 1) / tile
     let jobs = geometry.batch * geometry.groups * tilesPerPlane
     // Every tile of a plane has the same segments, shifted: precompute them per tile index.
-    let tileSegments = (0..<tilesPerPlane).map { index in
+    let tileSegments = buildsColumns ? (0..<tilesPerPlane).map { index in
         Im2colSegment.covering((index * tile)..<min(plane, (index + 1) * tile), outputWidth: geometry.outputWidth)
-    }
+    } : []
     withSingleThreadedBLAS {
-        parallelChunks(jobs) { range in
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: patch * tile)
-            defer { columns.deallocate() }
-            for job in range {
-                let tileIndex = job % tilesPerPlane
-                let group = (job / tilesPerPlane) % geometry.groups
-                let image = job / (tilesPerPlane * geometry.groups)
-                let start = tileIndex * tile
-                let count = min(tile, plane - start)
-                let firstChannel = image * geometry.inputChannels + group * groupIn
-                im2col(input + firstChannel * geometry.inputPlane, geometry: geometry, channels: 0..<groupIn,
-                       segments: tileSegments[tileIndex], into: columns, rowStride: count)
-                let outputTile = output + (image * geometry.outputChannels + group * groupOut) * plane + start
-                if let bias {
-                    for o in 0..<groupOut {
-                        (outputTile + o * plane).initialize(repeating: bias[group * groupOut + o], count: count)
-                    }
-                }
-                gemm(m: groupOut, n: count, k: patch,
-                     a: weight + group * groupOut * patch, lda: patch,
-                     b: columns, ldb: count,
-                     beta: bias == nil ? 0 : 1,
-                     c: outputTile, ldc: plane)
+        parallelJobs(jobs, setUp: { _ in ScratchBuffer(capacity: buildsColumns ? patch * tile : 0) }) { columns, job in
+            let tileIndex = job % tilesPerPlane
+            let group = (job / tilesPerPlane) % geometry.groups
+            let image = job / (tilesPerPlane * geometry.groups)
+            let start = tileIndex * tile
+            let count = min(tile, plane - start)
+            let groupInput = input + (image * geometry.inputChannels + group * groupIn) * geometry.inputPlane
+            // The GEMM's right operand: the tile's column matrix, or the input's own columns.
+            let right: UnsafePointer<Float>, rightStride: Int
+            if buildsColumns {
+                im2col(groupInput, geometry: geometry, channels: 0..<groupIn, segments: tileSegments[tileIndex],
+                       into: columns.pointer, rowStride: count)
+                (right, rightStride) = (UnsafePointer(columns.pointer), count)
+            } else {
+                (right, rightStride) = (groupInput + start, plane)
             }
+            let outputTile = output + (image * geometry.outputChannels + group * groupOut) * plane + start
+            if let bias {
+                for o in 0..<groupOut {
+                    (outputTile + o * plane).initialize(repeating: bias[group * groupOut + o], count: count)
+                }
+            }
+            gemm(m: groupOut, n: count, k: patch,
+                 a: weight + group * groupOut * patch, lda: patch,
+                 b: right, ldb: rightStride,
+                 beta: bias == nil ? 0 : 1,
+                 c: outputTile, ldc: plane)
         }
     }
+}
+
+/// Uninitialized Float storage owned by one worker, freed with it.
+final class ScratchBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    init(capacity: Int) { pointer = .allocate(capacity: max(1, capacity)) }
+    deinit { pointer.deallocate() }
 }
 
 /// A run of output positions within one output row: columns `start..<end` of row `row`,
@@ -327,7 +361,10 @@ func im2col(_ image: UnsafePointer<Float>, geometry: ConvolutionGeometry, channe
                         let source = channelInput + ih * width + offsetW
                         let copied = target - segment.start
                         if strideW == 1 {
-                            for ow in low..<high { copied[ow] = source[ow] }
+                            (copied + low).update(from: source + low, count: high - low)
+                        } else if strideW == 2 {
+                            // A constant stride lets the compiler vectorize the gather.
+                            for ow in low..<high { copied[ow] = source[2 * ow] }
                         } else {
                             for ow in low..<high { copied[ow] = source[ow * strideW] }
                         }
@@ -354,6 +391,7 @@ private func depthwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
     let padH = geometry.padding.h, padW = geometry.padding.w
     let dilationH = geometry.dilation.h, dilationW = geometry.dilation.w
     let planeWork = geometry.outputPlane * kernelH * kernelW
+    let isThreeByThree = kernelH == 3 && kernelW == 3
     parallelChunks(geometry.batch * outputChannels, minimumPerChunk: max(1, 32768 / max(1, planeWork))) { planes in
         // Valid output-column range for each kernel column j, as in im2col.
         var validLow = [Int](repeating: 0, count: kernelW)
@@ -363,6 +401,9 @@ private func depthwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
             validLow[j] = min(outputWidth, offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW)
             validHigh[j] = max(validLow[j], min(outputWidth, width - 1 - offsetW < 0 ? 0 : (width - 1 - offsetW) / strideW + 1))
         }
+        // Output columns whose three taps all lie inside the input (3×3 kernels).
+        let interiorLow = validLow.max() ?? 0
+        let interiorHigh = max(interiorLow, validHigh.min() ?? 0)
         for planeIndex in planes {
             let image = planeIndex / outputChannels, o = planeIndex % outputChannels
             let source = input + (image * channels + o / multiplier) * height * width
@@ -371,6 +412,48 @@ private func depthwiseConvolution(_ input: UnsafePointer<Float>, weight: UnsafeP
             let start = bias?[o] ?? 0
             for oh in 0..<outputHeight {
                 let outputRow = destination + oh * outputWidth
+                let firstRow = oh * strideH - padH
+                if isThreeByThree && firstRow >= 0 && firstRow + 2 * dilationH < height {
+                    // All nine taps inside the input rows: one pass over the interior columns.
+                    let row0 = source + firstRow * width - padW
+                    let row1 = row0 + dilationH * width, row2 = row1 + dilationH * width
+                    let (w0, w1, w2) = (taps[0], taps[1], taps[2])
+                    let (w3, w4, w5) = (taps[3], taps[4], taps[5])
+                    let (w6, w7, w8) = (taps[6], taps[7], taps[8])
+                    let d = dilationW
+                    if strideW == 1 {
+                        for ow in interiorLow..<interiorHigh {
+                            var sum = start + w0 * row0[ow] + w1 * row0[ow + d] + w2 * row0[ow + 2 * d]
+                            sum += w3 * row1[ow] + w4 * row1[ow + d] + w5 * row1[ow + 2 * d]
+                            sum += w6 * row2[ow] + w7 * row2[ow + d] + w8 * row2[ow + 2 * d]
+                            outputRow[ow] = sum
+                        }
+                    } else {
+                        for ow in interiorLow..<interiorHigh {
+                            let x = ow * strideW
+                            var sum = start + w0 * row0[x] + w1 * row0[x + d] + w2 * row0[x + 2 * d]
+                            sum += w3 * row1[x] + w4 * row1[x + d] + w5 * row1[x + 2 * d]
+                            sum += w6 * row2[x] + w7 * row2[x + d] + w8 * row2[x + 2 * d]
+                            outputRow[ow] = sum
+                        }
+                    }
+                    // The border columns, tap by tap.
+                    func border(_ ow: Int) {
+                        var sum = start
+                        for i in 0..<3 {
+                            let inputRow = source + (firstRow + i * dilationH) * width
+                            for j in 0..<3 {
+                                let iw = ow * strideW - padW + j * dilationW
+                                if iw >= 0 && iw < width { sum += taps[i * 3 + j] * inputRow[iw] }
+                            }
+                        }
+                        outputRow[ow] = sum
+                    }
+                    for ow in 0..<interiorLow { border(ow) }
+                    for ow in interiorHigh..<outputWidth { border(ow) }
+                    continue
+                }
+                // Row by row and tap by tap, skipping taps outside the input.
                 outputRow.initialize(repeating: start, count: outputWidth)
                 for i in 0..<kernelH {
                     let ih = oh * strideH - padH + i * dilationH

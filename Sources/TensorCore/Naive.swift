@@ -111,11 +111,15 @@ public enum Naive {
         return output
     }
 
-    /// torch's activation formulas evaluated in Double.
+    /// `max(x, 0)` in Double.
     public static func relu(_ x: Tensor) -> Tensor { apply(x) { max($0, 0) } }
+    /// `min(max(x, 0), 6)` in Double.
     public static func relu6(_ x: Tensor) -> Tensor { apply(x) { min(max($0, 0), 6) } }
+    /// `x · min(max(x + 3, 0), 6) / 6` in Double.
     public static func hardswish(_ x: Tensor) -> Tensor { apply(x) { $0 * min(max($0 + 3, 0), 6) / 6 } }
+    /// `min(max(x + 3, 0), 6) / 6` in Double.
     public static func hardsigmoid(_ x: Tensor) -> Tensor { apply(x) { min(max($0 + 3, 0), 6) / 6 } }
+    /// `1 / (1 + exp(−x))` in Double.
     public static func sigmoid(_ x: Tensor) -> Tensor { apply(x) { 1 / (1 + Foundation.exp(-$0)) } }
 
     private static func apply(_ x: Tensor, _ function: (Double) -> Double) -> Tensor {

@@ -2,6 +2,7 @@
 import CBLAS
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The number of threads detq's kernels and OpenBLAS use (`--threads`).
 public enum Threads {
@@ -34,6 +35,38 @@ public func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Rang
             let start = count * chunk / chunks
             let end = count * (chunk + 1) / chunks
             if start < end { shared.value(start..<end) }
+        }
+    }
+}
+
+/// Runs `body(&scratch, job)` for every job in `0..<count` on up to `Threads.count` workers
+/// that take the next job as they finish one, so that a slow or preempted worker delays little.
+/// Each worker calls `setUp(worker)` (worker in `0..<workers`) once, before its first job, and
+/// passes the result to every job it runs: per-worker scratch space. With fewer than
+/// `minimumJobsPerWorker` jobs a worker, fewer workers run (one runs inline, as `parallelChunks`).
+public func parallelJobs<Scratch>(_ count: Int, minimumJobsPerWorker: Int = 1, setUp: (Int) -> Scratch,
+                                  _ body: (inout Scratch, Int) -> Void) {
+    guard count > 0 else { return }
+    let workers = max(1, min(Threads.count, count / max(1, minimumJobsPerWorker)))
+    if workers == 1 {
+        var scratch = setUp(0)
+        for job in 0..<count { body(&scratch, job) }
+        return
+    }
+    let next = Atomic<Int>(0)
+    withoutActuallyEscaping(setUp) { setUp in
+        withoutActuallyEscaping(body) { body in
+            // Workers only share the job counter; each job touches its own outputs.
+            let shared = UncheckedSendable((setUp, body))
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                let (setUp, body) = shared.value
+                var scratch = setUp(worker)
+                while true {
+                    let job = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if job >= count { break }
+                    body(&scratch, job)
+                }
+            }
         }
     }
 }

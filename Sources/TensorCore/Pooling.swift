@@ -31,47 +31,73 @@ public func maxPool2d(_ x: Tensor, kernelSize: Size2, stride: Size2, padding: Si
                                         dilation: dilation.w, ceilMode: ceilMode)
     precondition(outputHeight > 0 && outputWidth > 0, "maxPool2d: output would be empty for input \(x.shape)")
     let planes = x.shape[0] * x.shape[1]
-    // Window [start, end) on one axis, stepping by `dilation`, clipped to the input as torch.
-    func windows(count: Int, input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) -> [(Int, Int)] {
-        (0..<count).map { o in
-            var start = o * stride - padding
-            let end = min(start + (kernel - 1) * dilation + 1, input)
-            while start < 0 { start += dilation }
-            return (start, end)
-        }
-    }
-    let rows = windows(count: outputHeight, input: height, kernel: kernelSize.h, stride: stride.h,
-                       padding: padding.h, dilation: dilation.h)
-    let columns = windows(count: outputWidth, input: width, kernel: kernelSize.w, stride: stride.w,
-                          padding: padding.w, dilation: dilation.w)
-    let dilationH = dilation.h, dilationW = dilation.w
-    let work = outputHeight * outputWidth * kernelSize.h * kernelSize.w
+    // A window holds the taps i·dilation − padding + o·stride inside the input, as torch's
+    // clipped [start, end) stepped by dilation. Separable: the maximum over each input row's
+    // window columns first, then over the window rows, each pass vectorizable along a row.
+    let horizontal = PoolingTaps(count: outputWidth, input: width, kernel: kernelSize.w, stride: stride.w,
+                                 padding: padding.w, dilation: dilation.w)
+    let strideW = stride.w
+    let work = (height * kernelSize.w + outputHeight * kernelSize.h) * outputWidth
     return Tensor(shape: [x.shape[0], x.shape[1], outputHeight, outputWidth]) { output in
         x.withUnsafeBufferPointer { input in
             guard let source = input.baseAddress, let destination = output.baseAddress else { return }
-            parallelChunks(planes, minimumPerChunk: max(1, elementwiseChunk / max(1, work))) { range in
-                for plane in range {
-                    let planeInput = source + plane * height * width
-                    var result = destination + plane * outputHeight * outputWidth
-                    for (rowStart, rowEnd) in rows {
-                        for (columnStart, columnEnd) in columns {
-                            var largest = -Float.infinity
-                            var ih = rowStart
-                            while ih < rowEnd {
-                                var iw = columnStart
-                                while iw < columnEnd {
-                                    let value = planeInput[ih * width + iw]
-                                    if value > largest || value.isNaN { largest = value }
-                                    iw += dilationW
-                                }
-                                ih += dilationH
-                            }
-                            result.pointee = largest
-                            result += 1
+            parallelJobs(planes, minimumJobsPerWorker: max(1, elementwiseChunk / max(1, work)),
+                         setUp: { _ in ScratchBuffer(capacity: height * outputWidth) }) { rowMaxima, plane in
+                let planeInput = source + plane * height * width
+                for ih in 0..<height {
+                    let inputRow = planeInput + ih * width
+                    let maxima = rowMaxima.pointer + ih * outputWidth
+                    maxima.initialize(repeating: -.infinity, count: outputWidth)
+                    for j in 0..<kernelSize.w {
+                        let shifted = inputRow + horizontal.offset[j]
+                        let low = horizontal.low[j], high = horizontal.high[j]
+                        if strideW == 1 {
+                            for ow in low..<high { maxima[ow] = nanPropagatingMax(maxima[ow], shifted[ow]) }
+                        } else if strideW == 2 {
+                            for ow in low..<high { maxima[ow] = nanPropagatingMax(maxima[ow], shifted[2 * ow]) }
+                        } else {
+                            for ow in low..<high { maxima[ow] = nanPropagatingMax(maxima[ow], shifted[ow * strideW]) }
                         }
                     }
                 }
+                let planeOutput = destination + plane * outputHeight * outputWidth
+                for oh in 0..<outputHeight {
+                    let result = planeOutput + oh * outputWidth
+                    result.initialize(repeating: -.infinity, count: outputWidth)
+                    for i in 0..<kernelSize.h {
+                        let ih = oh * stride.h - padding.h + i * dilation.h
+                        guard ih >= 0 && ih < height else { continue }
+                        let maxima = rowMaxima.pointer + ih * outputWidth
+                        for ow in 0..<outputWidth { result[ow] = nanPropagatingMax(result[ow], maxima[ow]) }
+                    }
+                }
             }
+        }
+    }
+}
+
+/// `value` if it is larger than `current` or NaN, else `current`: torch's max-pool update,
+/// under which a NaN, once met, stays.
+@inline(__always)
+private func nanPropagatingMax(_ current: Float, _ value: Float) -> Float {
+    (value > current || value.isNaN) ? value : current
+}
+
+/// For each kernel column `j`, the input offset `j·dilation − padding` and the outputs
+/// `low[j]..<high[j]` whose tap `o·stride + offset` lies inside `0..<input`.
+private struct PoolingTaps {
+    var offset: [Int] = []
+    var low: [Int] = []
+    var high: [Int] = []
+
+    init(count: Int, input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) {
+        for j in 0..<kernel {
+            let shift = j * dilation - padding
+            let first = min(count, shift >= 0 ? 0 : (-shift + stride - 1) / stride)
+            let last = input - 1 - shift < 0 ? 0 : min(count, (input - 1 - shift) / stride + 1)
+            offset.append(shift)
+            low.append(first)
+            high.append(max(first, last))
         }
     }
 }

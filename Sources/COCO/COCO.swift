@@ -1,1 +1,0 @@
-// COCO: placeholder until its first piece lands.

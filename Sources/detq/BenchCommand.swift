@@ -1,0 +1,40 @@
+import ArgumentParser
+import DetQKit
+import Foundation
+import TensorCore
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time a model: latency, time and GFLOP/s per layer type, and sgemm on the same sizes.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Input size HxW (default: the model's own: 224x224 for classifiers, the config's size for detectors).")
+    var size: String?
+
+    @Option(help: "Timed runs after one warm-up.")
+    var runs = 5
+
+    @Option(help: "Write the figures as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        if let size, parseSize(size) == nil { throw ValidationError("--size must look like 800x1216, got '\(size)'") }
+    }
+
+    func parseSize(_ text: String) -> (Int, Int)? {
+        let parts = text.lowercased().split(separator: "x").compactMap { Int($0) }
+        return parts.count == 2 && parts.allSatisfy { $0 > 0 } ? (parts[0], parts[1]) : nil
+    }
+
+    func run() throws {
+        try global.apply()
+        let size = self.size.flatMap(parseSize)
+        let result = try runBenchmark(model: modelOptions.model, weights: modelOptions.weights,
+                                      configPath: modelOptions.config, size: size, runs: runs)
+        print(result.table)
+        if let json { try writeAtomically(try encodeJSON(result), to: json) }
+    }
+}
