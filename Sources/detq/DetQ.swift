@@ -12,22 +12,16 @@ struct DetQ: ParsableCommand {
                       Quantize.self]
     )
 
-    /// Parse errors and help go through ArgumentParser; errors from a running command are one
-    /// `error: …` line on stderr and exit status 1.
+    /// Parse errors, validation and help go through ArgumentParser; errors from a running
+    /// command (a bad file, key or field) are one `error: …` line on stderr and exit status 1.
     static func main() {
-        var command: any ParsableCommand
         do {
-            command = try parseAsRoot()
-        } catch {
-            exit(withError: error)
-        }
-        do {
+            var command = try parseAsRoot()
             try command.run()
-        } catch let error as CleanExit {
-            exit(withError: error)
-        } catch let error as ExitCode {
-            exit(withError: error)
         } catch {
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                exit(withError: error)
+            }
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(1)
         }
