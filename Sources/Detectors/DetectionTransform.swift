@@ -47,8 +47,11 @@ public struct DetectionTransform: Sendable {
         } else {
             // torch computes the scale in float32, then interpolates with
             // recompute_scale_factor=True (output size floor(in · scale), coordinates in/out).
+            // `float / tensor` is `tensor.reciprocal() * float` in torch: 800 / 480 is
+            // 800 · (1/480) = 1.6666667 (not the nearest float32, 1.6666666), so a 480-pixel side
+            // becomes 800 and not 799.
             let (h, w) = (Float(image.shape[1]), Float(image.shape[2]))
-            let scale = min(Float(minSize) / min(h, w), Float(maxSize) / max(h, w))
+            let scale = min(Float(minSize) * (1 / min(h, w)), Float(maxSize) * (1 / max(h, w)))
             output = resizeBilinear(batched, scaleFactor: Double(scale), recomputeScaleFactor: true)
         }
         return output.reshaped(Array(output.shape.dropFirst()))

@@ -93,35 +93,74 @@ public struct BackboneConfig: Codable, Sendable {
 }
 
 /// Dense-head settings (RetinaNet, FCOS, SSDlite).
+///
+/// RetinaNet's branches are `conv.i` = 3×3 conv → [norm] → ReLU blocks (torchvision's
+/// `Conv2dNormActivation`: the conv has a bias only without norm, keys `conv.i.0`, `conv.i.1`);
+/// FCOS's are flat `conv.(3i)` conv with bias, `conv.(3i+1)` GroupNorm, `conv.(3i+2)` ReLU.
 public struct HeadConfig: Codable, Sendable {
     /// Convs per branch before the predictor (torchvision: 4).
     public var numConvs: Int?
-    /// `group_norm` (FCOS, RetinaNet v2) or nil.
+    /// `group_norm` (FCOS, RetinaNet v2) or nil (RetinaNet v1).
     public var norm: String?
+    /// GroupNorm groups (torchvision: 32).
     public var groupNormGroups: Int?
+    /// GroupNorm eps (torchvision: 1e-5).
+    public var groupNormEps: Float?
     /// SSD/SSDlite head input channels per level.
     public var inChannels: [Int]?
+    /// RetinaNet's `BoxCoder` weights (x, y, w, h); torchvision: (1, 1, 1, 1).
+    public var boxCoderWeights: [Float]?
+    /// FCOS's `BoxLinearCoder(normalize_by_size)`; torchvision: true.
+    public var normalizeBySize: Bool?
 }
 
-/// Region proposal network settings (Faster R-CNN), torchvision's `rpn_*` arguments.
+/// Region proposal network settings (Faster R-CNN): torchvision's `rpn_*` builder arguments
+/// at inference. The RPN's anchors are the config's `anchor_sizes` / `aspect_ratios`, its box
+/// coder weights are (1, 1, 1, 1) and its minimum proposal size is 1e-3, as in torchvision.
 public struct RPNConfig: Codable, Sendable {
+    /// `rpn_pre_nms_top_n_test`: proposals kept per pyramid level, by objectness, before NMS (1000).
     public var preNmsTopNTest: Int
+    /// `rpn_post_nms_top_n_test`: proposals kept per image after NMS (1000).
     public var postNmsTopNTest: Int
-    public var nmsThresh: Float
+    /// `rpn_nms_thresh`: IoU above which NMS drops a proposal, per level (0.7). Double, as
+    /// torchvision's NMS kernel compares the Float32 IoU with a double threshold.
+    public var nmsThresh: Double
+    /// `rpn_score_thresh`: proposals need sigmoid(objectness) `>=` this (0.0; 0.05 for the
+    /// MobileNetV3 models).
     public var scoreThresh: Float
-    /// Convs in the RPN head (v2: 2, with batch norm).
-    public var headConvs: Int?
+    /// `RPNHead(conv_depth=)`: 3×3 conv + ReLU layers before the predictors, no normalization
+    /// (v1 and MobileNet: 1, v2: 2). Default 1.
+    public var convDepth: Int?
 }
 
-/// RoI heads settings (Faster R-CNN).
+/// RoI heads settings (Faster R-CNN): the box pooler, box head and predictor. The postprocess
+/// thresholds are the config's `score_thresh` (`box_score_thresh`), `nms_thresh`
+/// (`box_nms_thresh`) and `detections_per_img` (`box_detections_per_img`).
 public struct RoIHeadsConfig: Codable, Sendable {
-    /// `two_mlp` (v1, mobilenet) or `conv_fc` (v2: 4 conv + 1 fc with batch norm).
+    /// `two_mlp` (TwoMLPHead: fc6, fc7 with ReLU; v1, MobileNet) or `conv_fc`
+    /// (FastRCNNConvFCHead: `conv_layers` 3×3 convs + batch norm + ReLU, flatten, `fc_layers`
+    /// linear + ReLU; v2).
     public var boxHead: String
+    /// Width of the box head's output, the input of `FastRCNNPredictor` (1024). For `conv_fc`
+    /// it must equal the last of `fc_layers`.
     public var representationSize: Int
+    /// `conv_fc` only: output channels of each conv (v2: [256, 256, 256, 256]).
+    public var convLayers: [Int]?
+    /// `conv_fc` only: widths of the linear layers after the flatten (v2: [1024]).
+    public var fcLayers: [Int]?
+    /// `conv_fc` only: batch norm after each conv (`norm_layer=BatchNorm2d`, v2: true).
+    /// Without it the convs carry a bias.
+    public var convBatchNorm: Bool?
+    /// MultiScaleRoIAlign `sampling_ratio` (2).
     public var samplingRatio: Int
+    /// MultiScaleRoIAlign `output_size` (7).
     public var outputSize: Int
-    /// Feature map names RoIAlign pools from, e.g. ["0", "1", "2", "3"].
+    /// MultiScaleRoIAlign `featmap_names`: the pyramid levels RoIAlign pools from, by name
+    /// (`"0"`, `"1"`, … for the body's returned layers, `"pool"` for the max-pool level).
+    /// As torchvision, names the pyramid lacks are ignored (the MobileNet FPN has only
+    /// `"0"`, `"1"`, `"pool"`); at least one must exist.
     public var featmapNames: [String]
+    /// `bbox_reg_weights` of the RoI heads' box coder (default (10, 10, 5, 5)).
     public var boxCoderWeights: [Float]?
 }
 

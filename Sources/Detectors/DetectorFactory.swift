@@ -4,7 +4,10 @@ import Layers
 /// Builds the detector `config` describes (weights not loaded yet).
 public func makeDetector(_ config: DetectorConfig) throws -> any Detector {
     switch config.family {
+    case "retinanet": return try RetinaNet(config)
+    case "fcos": return try FCOS(config)
     case "ssd", "ssdlite": return try SSD(config)
+    case "fasterrcnn": return try FasterRCNN(config)
     default:
         throw UnsupportedModelError("detector family '\(config.family)' is not built by detq yet")
     }

@@ -8,7 +8,8 @@ struct DetQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "detq",
         abstract: "Post-training quantization of object detectors, on the CPU.",
-        subcommands: [Classify.self, Detect.self, Eval.self, Merge.self, CocoEval.self, Convert.self, Bench.self]
+        subcommands: [Classify.self, Detect.self, Eval.self, Merge.self, CocoEval.self, Convert.self, Bench.self,
+                      Quantize.self]
     )
 
     /// Parse errors and help go through ArgumentParser; errors from a running command are one
