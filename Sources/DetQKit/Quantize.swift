@@ -157,6 +157,11 @@ public func runQuantize(_ request: QuantizeRequest) throws -> QuantizationResult
                                        seed: request.options.calibration.seed)
     let target = try QuantizationTarget(model: request.model, weights: request.weights, configPath: request.config)
     let scope = target.quantizationScope(parts: request.parts)
+    guard !scope.parts.isEmpty else {
+        let parts = DetectorPart.allCases.filter(request.parts.contains).map(\.rawValue).joined(separator: ",")
+        let hint = if case .classifier = target { " (a classifier's layers are all backbone)" } else { "" }
+        throw ModelDescriptionError("--scope \(parts) selects no conv or linear layer of \(target.name)\(hint)")
+    }
 
     var reporters: [String: ProgressReporter] = [:]
     let progress: (String, Int, Int) -> Void = { stage, done, total in

@@ -208,18 +208,23 @@ func searchWeightGrid(_ weight: [Float], outputs: Int, ranges: [ValueRange], bit
 }
 
 /// The `mse` baseline's activation factor: the joint `f` minimising `Σ |x − x̂|^p` over the
-/// patch values, each row with its own call's quantizer.
+/// patch values (a strided subset of at most 65,536), each with its own row's quantizer.
 func searchActivationGrid(simulator: PatchSimulator, base: ActivationBase, factors: [Float], norm: Double) -> ValueRange {
-    var best = (error: Double.infinity, factor: Float(1))
     let length = simulator.sample.rowLength
+    let total = simulator.rows * length
+    let stride = max(1, total / 65_536)
+    let exponent = Float(norm)
+    var best = (error: Double.infinity, factor: Float(1))
     for factor in factors {
         let quantizers = simulator.rowQuantizers(base.quantization(ValueRange(low: factor, high: factor)))
         var error = 0.0
-        for row in 0..<simulator.rows {
-            let quantizer = quantizers[row]
-            for value in simulator.sample.patches[(row * length)..<((row + 1) * length)] {
-                let difference = Double(abs(value - quantizer.dequantized(value)))
-                error += norm == 2 ? difference * difference : pow(difference, norm)
+        var index = 0
+        simulator.sample.patches.withUnsafeBufferPointer { values in
+            while index < total {
+                let value = values[index]
+                let difference = abs(value - quantizers[index / length].dequantized(value))
+                error += Double(norm == 2 ? difference * difference : (difference > 0 ? powf(difference, exponent) : 0))
+                index += stride
             }
         }
         if error < best.error { best = (error, factor) }
