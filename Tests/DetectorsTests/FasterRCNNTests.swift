@@ -126,7 +126,7 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
 @Suite struct FasterRCNNTests {
     /// Every stage on the golden's batch: FPN levels, RPN head outputs, proposals and their
     /// scores, box head features, predictor outputs, detections.
-    @Test(arguments: ["v1", "v2"])
+    @Test(arguments: ["v1", "v2", "mobilenet_v3"])
     func intermediatesMatchTorchvision(variant: String) throws {
         let model = try RCNNFixture.model(variant)
         let (golden, meta) = try RCNNFixture.golden(variant)
@@ -157,7 +157,7 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
     }
 
     /// The whole model on original images: transform, network, rescale to original pixels.
-    @Test(arguments: ["v1", "v2"])
+    @Test(arguments: ["v1", "v2", "mobilenet_v3"])
     func detectionsMatchTorchvisionThroughTheTransform(variant: String) throws {
         let model = try RCNNFixture.model(variant)
         let (golden, meta) = try RCNNFixture.golden(variant)
@@ -221,7 +221,8 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
     /// Parameter counts from torchvision's weight metadata (`num_params`): the layer trees
     /// hold exactly torchvision's parameters. Batch-norm statistics are buffers, not counted;
     /// the v1 body's FrozenBatchNorm2d keeps its affine terms as buffers too.
-    @Test(arguments: [("fasterrcnn_resnet50_fpn", 41_755_286, true), ("fasterrcnn_resnet50_fpn_v2", 43_712_278, false)])
+    @Test(arguments: [("fasterrcnn_resnet50_fpn", 41_755_286, true), ("fasterrcnn_resnet50_fpn_v2", 43_712_278, false),
+                      ("fasterrcnn_mobilenet_v3_large_fpn", 19_386_354, true)])
     func shippedModelsHaveTorchvisionsParameterCount(name: String, parameters: Int, frozenBodyNorms: Bool) throws {
         let model = try makeDetector(try Self.shippedConfig(name))
         var count = 0
@@ -277,6 +278,31 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
             let text = message(change)
             #expect(text.contains(expected), "\(text)")
         }
+    }
+
+    /// The MobileNetV3 fixture lists torchvision's default names "0"…"3"; its pyramid has "0", "1".
+    @Test func mobileNetPyramidPoolsTheLevelsItHas() throws {
+        let model = try RCNNFixture.model("mobilenet_v3")
+        #expect(model.levelNames == ["0", "1", "pool"])
+        #expect(model.roiHeads.pooledLevels == [0, 1])
+        let shipped = try makeDetector(try Self.shippedConfig("fasterrcnn_mobilenet_v3_large_fpn"))
+        let keys = Set(shipped.namedParameters().map(\.key))
+        #expect(keys.contains("backbone.body.16.0.weight") && !keys.contains("backbone.body.17.0.weight"))
+        #expect(keys.contains("backbone.fpn.inner_blocks.1.0.weight"))
+        #expect(keys.contains("rpn.head.cls_logits.bias"))
+    }
+
+    @Test func mobileNetReturnedLayersAreChecked() throws {
+        var config = try RCNNFixture.decode(DetectorConfig.self,
+                                            RCNNFixture.directory.appendingPathComponent("mobilenet_v3/config.json"))
+        config.backbone.returnedLayers = [7, 4]
+        #expect(throws: UnsupportedModelError.self) { try FasterRCNN(config) }
+        config.backbone.returnedLayers = [4, 17]
+        #expect(throws: UnsupportedModelError.self) { try FasterRCNN(config) }
+        config.backbone.returnedLayers = nil  // torchvision's default: the last two stages, 13 and 16
+        let model = try FasterRCNN(config)
+        #expect(model.backbone.fpn.innerBlocks.count == 2)
+        #expect((model.backbone.body as? SequentialBody)?.returnIndices == [13, 16])
     }
 
     /// torchvision ignores featmap names the pyramid lacks (the MobileNet FPN has no "2", "3").
