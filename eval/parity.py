@@ -4,8 +4,9 @@
 For each model asked for, from the MODELS table (builder name → how to build and randomize it):
   1. builds the FULL-SIZE torchvision model with seeded random weights: He-normal convs/linears,
      random norm affine parameters, BatchNorm running statistics set near each layer's input
-     statistics on a calibration photo with random offsets, and the final classification /
-     regression layers rescaled on that photo so that scores spread over the thresholds;
+     statistics on four of the photos with random offsets, and the final classification /
+     regression layers rescaled on them so that scores spread over the thresholds without
+     saturating;
   2. `torch.save`s its state dict (the zip format `detq --weights` reads) and writes the model's
      config.json with the table's overrides (e.g. BatchNorm eps of a `weights=None` model);
   3. runs torchvision on the photos (/work/shared/data/photos and coco-val2017-sample/images,
@@ -67,14 +68,26 @@ class Entry:
     seed: int = 0
 
 
+# Targets keep the logits far from sigmoid's float32 saturation (≈ 16.6) on every photo: scores of
+# exactly 1.0 tie, and among ties torch's order (and so its top-k and NMS) is an artefact.
 def _retinanet_rescale(model):
-    return {model.head.classification_head.cls_logits: (-7.0, 1.5), model.head.regression_head.bbox_reg: (0.0, 0.3)}
+    return {model.head.classification_head.cls_logits: (-5.5, 1.2), model.head.regression_head.bbox_reg: (0.0, 0.3)}
 
 
 def _fcos_rescale(model):
-    return {model.head.classification_head.cls_logits: (-6.0, 1.5),
+    return {model.head.classification_head.cls_logits: (-5.0, 1.2),
             model.head.regression_head.bbox_ctrness: (0.0, 1.5),
             model.head.regression_head.bbox_reg: (1.0, 0.8)}
+
+
+def _ssd_rescale(model):
+    """Each level's last classification and regression conv (SSD: the 3×3 predictor itself;
+    SSDlite: the 1×1 after the depthwise block); softmax ignores the logits' common offset."""
+    def last_conv(level):
+        return [m for m in level.modules() if isinstance(m, nn.Conv2d)][-1]
+    targets = {last_conv(level): (0.0, 1.5) for level in model.head.classification_head.module_list}
+    targets.update({last_conv(level): (0.0, 1.0) for level in model.head.regression_head.module_list})
+    return targets
 
 
 MODELS: Dict[str, Entry] = OrderedDict(
@@ -89,6 +102,13 @@ MODELS: Dict[str, Entry] = OrderedDict(
     fcos_resnet50_fpn=Entry(
         build=lambda: detection.fcos_resnet50_fpn(weights=None, weights_backbone=None),
         rescale=_fcos_rescale, seed=3),
+    ssd300_vgg16=Entry(
+        build=lambda: detection.ssd300_vgg16(weights=None, weights_backbone=None),
+        rescale=_ssd_rescale, seed=11),
+    # weights_backbone=None turns on reduced_tail, as loading the COCO checkpoint does
+    ssdlite320_mobilenet_v3_large=Entry(
+        build=lambda: detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None),
+        rescale=_ssd_rescale, seed=12),
 )
 
 
@@ -150,6 +170,12 @@ def photos(limit):
     files = sorted((SHARED / "photos").iterdir()) + sorted((SHARED / "coco-val2017-sample" / "images").iterdir())
     files = [f for f in files if f.suffix.lower() in (".jpg", ".jpeg", ".png")]
     return files[:limit] if limit else files
+
+
+def calibration_photos(files, count=4):
+    """A few photos spread over the list (photos and COCO images), for the statistics of the random model."""
+    step = max(1, len(files) // count)
+    return files[::step][:count]
 
 
 def load(path):
@@ -228,22 +254,29 @@ def run_model(name, entry, files, args, workdir):
     torch.manual_seed(entry.seed)
     model = entry.build()
     model.eval()
-    randomize(model, entry.seed)
-    calibrate(model, [load(files[0])], entry.rescale, entry.seed)
     weights = workdir / f"{name}.pth"
-    torch.save(model.state_dict(), weights)
+    cache = workdir / f"{name}_torchvision.pt"
     config = write_config(name, entry, workdir)
-
-    reference, torch_seconds = {}, []
-    with torch.no_grad():
-        for path in files:
-            image = load(path)
-            start = time.perf_counter()
-            reference[path.name] = model([image])[0]
-            torch_seconds.append(time.perf_counter() - start)
+    if args.reuse and weights.exists() and cache.exists():
+        model.load_state_dict(torch.load(weights))
+        reference, torch_seconds = torch.load(cache)
+        reference = {k: v for k, v in reference.items() if k in {p.name for p in files}}
+    else:
+        randomize(model, entry.seed)
+        calibrate(model, [load(path) for path in calibration_photos(files)], entry.rescale, entry.seed)
+        torch.save(model.state_dict(), weights)
+        reference, torch_seconds = {}, []
+        with torch.no_grad():
+            for path in files:
+                image = load(path)
+                start = time.perf_counter()
+                reference[path.name] = model([image])[0]
+                torch_seconds.append(time.perf_counter() - start)
+        torch.save((reference, torch_seconds), cache)
     print(f"torchvision: {len(files)} images, {statistics.mean(torch_seconds):.2f} s/image (2 threads)", flush=True)
 
     out = workdir / f"{name}.json"
+    out.unlink(missing_ok=True)  # detq's atomic replace of an existing file fails on Linux Foundation
     start = time.perf_counter()
     subprocess.run([args.detq, "detect", "--model", name, "--weights", str(weights), "--config", str(config),
                     "--threads", "2", "--quiet", "--json", str(out)] + [str(p) for p in files], check=True)
@@ -305,6 +338,8 @@ def main():
     parser.add_argument("--latency", action="store_true", help="also time torchvision and detq bench")
     parser.add_argument("--report", help="append a markdown table to this file")
     parser.add_argument("--keep", help="keep weights, configs and outputs in this folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: reuse the weights and torchvision results a previous run left there")
     args = parser.parse_args()
     names = list(MODELS) if args.models == "all" else args.models.split(",")
     unknown = [n for n in names if n not in MODELS]

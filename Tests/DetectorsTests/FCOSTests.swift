@@ -61,6 +61,28 @@ import Testing
         #expect(model.part(of: "head.classification_head.conv.3") == .head)
     }
 
+    /// FCOS pre-filters class logits with the bound for `score_thresh²` (`σ(ctrness) ≤ 1`): with
+    /// centre-ness logits where σ is 1, the candidates equal those of scoring every value.
+    @Test func logitPrefilterKeepsEveryPassingScore() {
+        let threshold: Float = 0.2
+        let postprocess = DensePostprocess(scoreThreshold: threshold, topkCandidates: 100_000, nmsThreshold: 0.6,
+                                           detectionsPerImage: 100)
+        let center = Float(Foundation.log(0.04 / 0.96))
+        var generator = SeededGenerator(seed: 11)
+        let logits = (0..<20_000).map { _ in center + generator.nextNormal() * 1e-3 }
+        let centerness = (0..<20_000).map { $0 % 2 == 0 ? Float(30) : generator.nextNormal() * 3 }
+        let bound = DensePostprocess.logitBound(probability: threshold * threshold)
+        logits.withUnsafeBufferPointer { values in
+            let score = { (i: Int) in
+                (DensePostprocess.sigmoid(values[i]) * DensePostprocess.sigmoid(centerness[i])).squareRoot()
+            }
+            let filtered = postprocess.candidates(values, bound: bound, score: score)
+            let everything = postprocess.candidates(values, bound: -.infinity, score: score)
+            #expect(filtered.indices == everything.indices && filtered.scores == everything.scores)
+            #expect(filtered.indices.count > 100)
+        }
+    }
+
     @Test func needsOneAnchorPerLocation() throws {
         var config = try DenseGolden(folder: "fcos", stem: "fcos").config()
         config.aspectRatios = Array(repeating: [0.5, 1.0], count: 5)

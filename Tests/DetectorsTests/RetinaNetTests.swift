@@ -96,6 +96,36 @@ import Testing
         #expect(branches == ["head.classification_head", "head.regression_head"])
     }
 
+    /// The logit pre-filter only skips values whose sigmoid cannot pass: the candidates equal
+    /// those of scoring every value, for logits crowded around each threshold's logit.
+    @Test(arguments: [Float(0.05), 0.2, 0.5, 1e-6, 0.999])
+    func logitPrefilterKeepsEveryPassingScore(threshold: Float) {
+        let postprocess = DensePostprocess(scoreThreshold: threshold, topkCandidates: 100_000, nmsThreshold: 0.5,
+                                           detectionsPerImage: 100)
+        let center = Float(Foundation.log(Double(threshold) / (1 - Double(threshold))))
+        var generator = SeededGenerator(seed: 7)
+        var logits = (0..<20_000).map { _ in center + generator.nextNormal() * 1e-3 }
+        logits += (0..<200).map { Float($0 - 100) / 8 } + [.nan, .infinity, -.infinity]
+        let bound = DensePostprocess.logitBound(probability: threshold)
+        #expect(bound < center)
+        logits.withUnsafeBufferPointer { values in
+            let filtered = postprocess.candidates(values, bound: bound) { DensePostprocess.sigmoid(values[$0]) }
+            let everything = postprocess.candidates(values, bound: -.infinity) { DensePostprocess.sigmoid(values[$0]) }
+            #expect(filtered.indices == everything.indices && filtered.scores == everything.scores)
+            #expect(filtered.indices.count > 100, "threshold \(threshold): \(filtered.indices.count) candidates")
+        }
+    }
+
+    /// top-k keeps the best `topkCandidates` by score, highest first.
+    @Test func candidatesAreTheTopScoresAboveTheThreshold() {
+        let postprocess = DensePostprocess(scoreThreshold: 0.5, topkCandidates: 3, nmsThreshold: 0.5, detectionsPerImage: 10)
+        let scores: [Float] = [0.1, 0.9, 0.6, 0.5, 0.95, 0.7, 0.2]
+        scores.withUnsafeBufferPointer { values in
+            let result = postprocess.candidates(values, bound: -.infinity) { values[$0] }
+            #expect(result.indices == [4, 1, 5] && result.scores == [0.95, 0.9, 0.7])
+        }
+    }
+
     /// torchvision's `_v1_to_v2_weights`: `conv.{2i}` → `conv.{i}.0` for i < 4, weights and biases.
     @Test func legacyHeadKeysAreUpgraded() {
         #expect(RetinaNetHead.upgradedLegacyKey("head.classification_head.conv.0.weight")
