@@ -184,6 +184,29 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
         #expect(perLevel == meta.candidatesPerLevel)
     }
 
+    /// No proposal survives the RPN (sigmoid never reaches 1 here): no detections, no crash.
+    @Test(arguments: ["v1", "v2"])
+    func imagesWithoutProposalsGiveNoDetections(variant: String) throws {
+        let folder = RCNNFixture.directory.appendingPathComponent(variant)
+        var config = try RCNNFixture.decode(DetectorConfig.self, folder.appendingPathComponent("config.json"))
+        config.rpn?.scoreThresh = 1
+        let model = try FasterRCNN(config)
+        let weights = folder.appendingPathComponent("weights.safetensors").path
+        try model.load(from: ParameterLoader(try readSafeTensors(at: weights), source: weights))
+        let sizes = [Size2(64, 96)]
+        let trace = model.trace(batch: RCNNFixture.batch(shape: [1, 3, 64, 96], imageSizes: sizes), imageSizes: sizes)
+        #expect(trace.rpn.proposals[0].shape == [0, 4])
+        #expect(trace.roiHeads.boxFeatures.shape == [0, 32])
+        #expect(trace.roiHeads.detections == [.empty])
+    }
+
+    /// Thresholds torchvision compares in double precision keep the decimal the config wrote.
+    @Test func nmsThresholdKeepsTheConfigDecimal() throws {
+        #expect(FasterRCNN.decimal(0.3) == 0.3 && Double(Float(0.3)) != 0.3)
+        let model = try RCNNFixture.model("v1")
+        #expect(model.roiHeads.nmsThreshold == 0.5 && model.rpn.nmsThreshold == 0.7)
+    }
+
     @Test func partsFollowTheStateDictPaths() throws {
         let model = try RCNNFixture.model("v2")
         #expect(model.part(of: "backbone.body.3.conv.0.0") == .backbone)
