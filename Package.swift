@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "TensorCore", "Checkpoints"]),
         .testTarget(name: "BoxOpsTests", dependencies: ["BoxOps", "TensorCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Layers", "BoxOps", "TensorCore", "Checkpoints"]),
+        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Layers", "BoxOps", "TensorCore", "Checkpoints"], exclude: ["Fixtures"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Layers", "TensorCore"]),
         .testTarget(name: "COCOTests", dependencies: ["COCO"]),
         .testTarget(name: "DetQKitTests", dependencies: ["DetQKit"], exclude: ["Fixtures"]),

@@ -82,6 +82,23 @@ def _fcos_rescale(model):
             model.head.regression_head.bbox_reg: (1.0, 0.8)}
 
 
+def _ssd_rescale(model):
+    """Each level's last classification and regression conv (SSD: the 3×3 predictor itself;
+    SSDlite: the 1×1 after the depthwise block); softmax ignores the logits' common offset."""
+    def last_conv(level):
+        return [m for m in level.modules() if isinstance(m, nn.Conv2d)][-1]
+    targets = {last_conv(level): (0.0, 1.5) for level in model.head.classification_head.module_list}
+    targets.update({last_conv(level): (0.0, 1.0) for level in model.head.regression_head.module_list})
+    return targets
+
+
+def _fasterrcnn_rescale(model):
+    """The RPN's objectness and deltas, the RoI heads' class logits and per-class deltas."""
+    return {model.rpn.head.cls_logits: (0.0, 1.5), model.rpn.head.bbox_pred: (0.0, 0.3),
+            model.roi_heads.box_predictor.cls_score: (0.0, 2.0),
+            model.roi_heads.box_predictor.bbox_pred: (0.0, 1.0)}
+
+
 MODELS: Dict[str, Entry] = OrderedDict(
     retinanet_resnet50_fpn=Entry(
         build=lambda: detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None),
@@ -94,6 +111,25 @@ MODELS: Dict[str, Entry] = OrderedDict(
     fcos_resnet50_fpn=Entry(
         build=lambda: detection.fcos_resnet50_fpn(weights=None, weights_backbone=None),
         rescale=_fcos_rescale, seed=3),
+    ssd300_vgg16=Entry(
+        build=lambda: detection.ssd300_vgg16(weights=None, weights_backbone=None),
+        rescale=_ssd_rescale, seed=11),
+    # weights_backbone=None turns on reduced_tail, as loading the COCO checkpoint does
+    ssdlite320_mobilenet_v3_large=Entry(
+        build=lambda: detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None),
+        rescale=_ssd_rescale, seed=12),
+    fasterrcnn_resnet50_fpn=Entry(
+        build=lambda: detection.fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None),
+        rescale=_fasterrcnn_rescale,
+        # weights=None builds nn.BatchNorm2d (eps 1e-5); the shipped config has the COCO checkpoint's 0.0
+        config_overrides={"backbone": {"batch_norm_eps": 1e-5}}, seed=21),
+    fasterrcnn_resnet50_fpn_v2=Entry(
+        build=lambda: detection.fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None),
+        rescale=_fasterrcnn_rescale, seed=22),
+    # weights_backbone=None: the builder passes nn.BatchNorm2d (eps 1e-5), as FrozenBatchNorm2d's for COCO
+    fasterrcnn_mobilenet_v3_large_fpn=Entry(
+        build=lambda: detection.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None),
+        rescale=_fasterrcnn_rescale, seed=23),
 )
 
 

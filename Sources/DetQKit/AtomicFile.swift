@@ -9,10 +9,10 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
     do {
         try data.write(to: temporary)
-        if FileManager.default.fileExists(atPath: url.path) {
-            _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary)
-        } else {
-            try FileManager.default.moveItem(at: temporary, to: url)
+        // rename(2) replaces an existing file atomically (FileManager's replaceItemAt does not
+        // on Linux).
+        guard rename(temporary.path, url.path) == 0 else {
+            throw ModelDescriptionError(String(cString: strerror(errno)))
         }
     } catch {
         try? FileManager.default.removeItem(at: temporary)

@@ -3,6 +3,7 @@ import Detectors
 import Foundation
 import ImageIO
 import Layers
+import Quantization
 import TensorCore
 
 /// A classifier with its weights and preprocessing, ready to run.
@@ -11,9 +12,14 @@ public struct ClassificationModel {
     public let config: ClassifierConfig
     public let network: any Layer
     public let classNames: [String]
+    /// The quantized model running in `network`, when built with `quantized`.
+    public private(set) var quantization: QuantizedModel?
 
-    /// Builds `model` from its description and loads `weights` strictly.
-    public init(model: String, weights: String?, configPath: String? = nil) throws {
+    /// Builds `model` from its description and loads `weights` strictly; with `quantized`, loads
+    /// that quantized file (made for the same model and weights) and runs it in `mode` (default:
+    /// the file's).
+    public init(model: String, weights: String?, configPath: String? = nil, quantized: String? = nil,
+                mode: ExecutionMode? = nil) throws {
         let url = try ModelCatalog.configURL(model: model, configPath: configPath)
         config = try ModelCatalog.decode(ClassifierConfig.self, from: url)
         name = model
@@ -26,6 +32,9 @@ public struct ClassificationModel {
             }
         } else {
             classNames = (0..<config.numClasses).map(String.init)
+        }
+        if let quantized {
+            quantization = try installQuantized(quantized, on: network, modelName: model, mode: mode)
         }
     }
 

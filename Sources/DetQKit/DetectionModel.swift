@@ -3,6 +3,7 @@ import Detectors
 import Foundation
 import ImageIO
 import Layers
+import Quantization
 import TensorCore
 
 /// A detector built from its description with weights loaded, plus its class names.
@@ -12,10 +13,15 @@ public struct DetectionModel {
     public let detector: any Detector
     /// Names by label index (COCO's 91 for torchvision COCO models).
     public let classNames: [String]
+    /// The quantized model running in `detector`, when built with `quantized`.
+    public private(set) var quantization: QuantizedModel?
 
     /// Builds `model` from its description and loads `weights` strictly (random-free: without
-    /// weights the parameters stay at their placeholders, for benchmarks only).
-    public init(model: String, weights: String?, configPath: String? = nil, scoreThreshold: Float? = nil) throws {
+    /// weights the parameters stay at their placeholders, for benchmarks only); with
+    /// `quantized`, loads that quantized file (made for the same model and weights) and runs it
+    /// in `mode` (default: the file's).
+    public init(model: String, weights: String?, configPath: String? = nil, scoreThreshold: Float? = nil,
+                quantized: String? = nil, mode: ExecutionMode? = nil) throws {
         let url = try ModelCatalog.configURL(model: model, configPath: configPath)
         var config = try ModelCatalog.decode(DetectorConfig.self, from: url)
         if let scoreThreshold { config.scoreThresh = scoreThreshold }
@@ -34,6 +40,9 @@ public struct DetectionModel {
             classNames = try ModelCatalog.classNames(file: file, relativeTo: url)
         } else {
             classNames = (0..<config.numClasses).map(String.init)
+        }
+        if let quantized {
+            quantization = try installQuantized(quantized, on: detector, modelName: model, mode: mode)
         }
     }
 

@@ -45,7 +45,7 @@ public final class FasterRCNN: Detector {
         try Self.check(roiConfig.outputSize > 0, "roi_heads.output_size must be > 0", name)
         try Self.check(roiConfig.representationSize > 0, "roi_heads.representation_size must be > 0", name)
 
-        backbone = try BackboneWithFPN.make(config.backbone)
+        backbone = try Self.makeBackbone(config.backbone)
         var names = backbone.fpn.innerBlocks.indices.map(String.init)
         switch backbone.fpn.extraBlock {
         case .maxPool: names.append("pool")

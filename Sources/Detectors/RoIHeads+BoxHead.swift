@@ -25,8 +25,8 @@ extension RoIHeads {
         public var children: [(name: String, module: any Module)] { [("fc6", fc6), ("fc7", fc7)] }
 
         public func callAsFunction(_ pooled: Tensor) -> Tensor {
-            // (R, C, oh, ow) -> (R, C*oh*ow)
-            let flat = pooled.reshaped([pooled.shape[0], -1])
+            // (R, C, oh, ow) -> (R, C*oh*ow); R may be 0
+            let flat = pooled.reshaped([pooled.shape[0], pooled.shape.dropFirst().reduce(1, *)])
             return relu(fc7(relu(fc6(flat))))
         }
     }
@@ -75,8 +75,8 @@ extension RoIHeads {
         public func callAsFunction(_ pooled: Tensor) -> Tensor {
             var x = pooled
             for conv in convs { x = conv(x) }
-            // nn.Flatten: (R, C, oh, ow) -> (R, C*oh*ow)
-            x = x.reshaped([x.shape[0], -1])
+            // nn.Flatten: (R, C, oh, ow) -> (R, C*oh*ow); R may be 0
+            x = x.reshaped([x.shape[0], x.shape.dropFirst().reduce(1, *)])
             for linear in linears { x = relu(linear(x)) }
             return x
         }

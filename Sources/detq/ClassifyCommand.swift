@@ -9,6 +9,7 @@ struct Classify: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var quantizedOptions: QuantizedModelOptions
 
     @Option(help: "How many classes to show per image.")
     var top = 5
@@ -34,7 +35,8 @@ struct Classify: ParsableCommand {
     func run() throws {
         try global.apply()
         let model = try ClassificationModel(model: modelOptions.model, weights: modelOptions.weights,
-                                            configPath: modelOptions.config)
+                                            configPath: modelOptions.config, quantized: quantizedOptions.quantized,
+                                            mode: quantizedOptions.mode)
         var output = Output(model: model.name, images: [])
         let progress = ProgressReporter("classify", total: images.count, quiet: global.quiet)
         for path in images {

@@ -8,25 +8,20 @@ struct DetQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "detq",
         abstract: "Post-training quantization of object detectors, on the CPU.",
-        subcommands: [Classify.self, Detect.self, Eval.self, Merge.self, CocoEval.self, Convert.self, Bench.self]
+        subcommands: [Classify.self, Detect.self, Eval.self, Merge.self, CocoEval.self, Convert.self, Bench.self,
+                      Quantize.self, Compare.self]
     )
 
-    /// Parse errors and help go through ArgumentParser; errors from a running command are one
-    /// `error: …` line on stderr and exit status 1.
+    /// Parse errors, validation and help go through ArgumentParser; errors from a running
+    /// command (a bad file, key or field) are one `error: …` line on stderr and exit status 1.
     static func main() {
-        var command: any ParsableCommand
         do {
-            command = try parseAsRoot()
-        } catch {
-            exit(withError: error)
-        }
-        do {
+            var command = try parseAsRoot()
             try command.run()
-        } catch let error as CleanExit {
-            exit(withError: error)
-        } catch let error as ExitCode {
-            exit(withError: error)
         } catch {
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                exit(withError: error)
+            }
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(1)
         }

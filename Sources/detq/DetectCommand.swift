@@ -8,6 +8,7 @@ struct Detect: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var quantizedOptions: QuantizedModelOptions
 
     @Option(help: "Keep detections scoring above this (overrides the config's box score threshold).")
     var scoreThreshold: Float?
@@ -31,7 +32,8 @@ struct Detect: ParsableCommand {
     func run() throws {
         try global.apply()
         let model = try DetectionModel(model: modelOptions.model, weights: modelOptions.weights,
-                                       configPath: modelOptions.config, scoreThreshold: scoreThreshold)
+                                       configPath: modelOptions.config, scoreThreshold: scoreThreshold,
+                                       quantized: quantizedOptions.quantized, mode: quantizedOptions.mode)
         var report = DetectionReport(model: model.name)
         let progress = ProgressReporter("detect", total: images.count, quiet: global.quiet)
         for path in images {

@@ -78,3 +78,17 @@ private func temporaryDirectory() throws -> URL {
         } throws: { "\($0)".contains("shard0.json") && "\($0)".contains("is in both") }
     }
 }
+
+@Suite struct AtomicWriteTests {
+    @Test func replacesAnExistingFileAndLeavesNoTemporary() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("detq-atomic-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("out.json").path
+        try writeAtomically(Data("first".utf8), to: path)
+        try writeAtomically(Data("second".utf8), to: path)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "second")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["out.json"])
+        #expect(throws: (any Error).self) { try writeAtomically(Data("x".utf8), to: directory.path + "/missing/out.json") }
+    }
+}

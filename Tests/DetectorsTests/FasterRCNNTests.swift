@@ -126,7 +126,7 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
 @Suite struct FasterRCNNTests {
     /// Every stage on the golden's batch: FPN levels, RPN head outputs, proposals and their
     /// scores, box head features, predictor outputs, detections.
-    @Test(arguments: ["v1", "v2"])
+    @Test(arguments: ["v1", "v2", "mobilenet_v3"])
     func intermediatesMatchTorchvision(variant: String) throws {
         let model = try RCNNFixture.model(variant)
         let (golden, meta) = try RCNNFixture.golden(variant)
@@ -157,7 +157,7 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
     }
 
     /// The whole model on original images: transform, network, rescale to original pixels.
-    @Test(arguments: ["v1", "v2"])
+    @Test(arguments: ["v1", "v2", "mobilenet_v3"])
     func detectionsMatchTorchvisionThroughTheTransform(variant: String) throws {
         let model = try RCNNFixture.model(variant)
         let (golden, meta) = try RCNNFixture.golden(variant)
@@ -182,6 +182,29 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
         let candidates = model.rpn.topCandidates(objectness: objectness, deltas: deltas, anchors: anchors, image: 0)
         let perLevel = (0..<features.count).map { level in candidates.levels.filter { $0 == level }.count }
         #expect(perLevel == meta.candidatesPerLevel)
+    }
+
+    /// No proposal survives the RPN (sigmoid never reaches 1 here): no detections, no crash.
+    @Test(arguments: ["v1", "v2"])
+    func imagesWithoutProposalsGiveNoDetections(variant: String) throws {
+        let folder = RCNNFixture.directory.appendingPathComponent(variant)
+        var config = try RCNNFixture.decode(DetectorConfig.self, folder.appendingPathComponent("config.json"))
+        config.rpn?.scoreThresh = 1
+        let model = try FasterRCNN(config)
+        let weights = folder.appendingPathComponent("weights.safetensors").path
+        try model.load(from: ParameterLoader(try readSafeTensors(at: weights), source: weights))
+        let sizes = [Size2(64, 96)]
+        let trace = model.trace(batch: RCNNFixture.batch(shape: [1, 3, 64, 96], imageSizes: sizes), imageSizes: sizes)
+        #expect(trace.rpn.proposals[0].shape == [0, 4])
+        #expect(trace.roiHeads.boxFeatures.shape == [0, 32])
+        #expect(trace.roiHeads.detections == [.empty])
+    }
+
+    /// Thresholds torchvision compares in double precision keep the decimal the config wrote.
+    @Test func nmsThresholdKeepsTheConfigDecimal() throws {
+        #expect(FasterRCNN.decimal(0.3) == 0.3 && Double(Float(0.3)) != 0.3)
+        let model = try RCNNFixture.model("v1")
+        #expect(model.roiHeads.nmsThreshold == 0.5 && model.rpn.nmsThreshold == 0.7)
     }
 
     @Test func partsFollowTheStateDictPaths() throws {
@@ -221,7 +244,8 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
     /// Parameter counts from torchvision's weight metadata (`num_params`): the layer trees
     /// hold exactly torchvision's parameters. Batch-norm statistics are buffers, not counted;
     /// the v1 body's FrozenBatchNorm2d keeps its affine terms as buffers too.
-    @Test(arguments: [("fasterrcnn_resnet50_fpn", 41_755_286, true), ("fasterrcnn_resnet50_fpn_v2", 43_712_278, false)])
+    @Test(arguments: [("fasterrcnn_resnet50_fpn", 41_755_286, true), ("fasterrcnn_resnet50_fpn_v2", 43_712_278, false),
+                      ("fasterrcnn_mobilenet_v3_large_fpn", 19_386_354, true)])
     func shippedModelsHaveTorchvisionsParameterCount(name: String, parameters: Int, frozenBodyNorms: Bool) throws {
         let model = try makeDetector(try Self.shippedConfig(name))
         var count = 0
@@ -277,6 +301,31 @@ func expectRCNNDetections(_ actual: Detections, _ golden: StateDict, prefix: Str
             let text = message(change)
             #expect(text.contains(expected), "\(text)")
         }
+    }
+
+    /// The MobileNetV3 fixture lists torchvision's default names "0"…"3"; its pyramid has "0", "1".
+    @Test func mobileNetPyramidPoolsTheLevelsItHas() throws {
+        let model = try RCNNFixture.model("mobilenet_v3")
+        #expect(model.levelNames == ["0", "1", "pool"])
+        #expect(model.roiHeads.pooledLevels == [0, 1])
+        let shipped = try makeDetector(try Self.shippedConfig("fasterrcnn_mobilenet_v3_large_fpn"))
+        let keys = Set(shipped.namedParameters().map(\.key))
+        #expect(keys.contains("backbone.body.16.0.weight") && !keys.contains("backbone.body.17.0.weight"))
+        #expect(keys.contains("backbone.fpn.inner_blocks.1.0.weight"))
+        #expect(keys.contains("rpn.head.cls_logits.bias"))
+    }
+
+    @Test func mobileNetReturnedLayersAreChecked() throws {
+        var config = try RCNNFixture.decode(DetectorConfig.self,
+                                            RCNNFixture.directory.appendingPathComponent("mobilenet_v3/config.json"))
+        config.backbone.returnedLayers = [7, 4]
+        #expect(throws: UnsupportedModelError.self) { try FasterRCNN(config) }
+        config.backbone.returnedLayers = [4, 17]
+        #expect(throws: UnsupportedModelError.self) { try FasterRCNN(config) }
+        config.backbone.returnedLayers = nil  // torchvision's default: the last two stages, 13 and 16
+        let model = try FasterRCNN(config)
+        #expect(model.backbone.fpn.innerBlocks.count == 2)
+        #expect((model.backbone.body as? SequentialBody)?.returnIndices == [13, 16])
     }
 
     /// torchvision ignores featmap names the pyramid lacks (the MobileNet FPN has no "2", "3").

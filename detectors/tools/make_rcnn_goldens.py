@@ -12,11 +12,14 @@ Outputs go to Tests/DetectorsTests/Fixtures/rcnn/<fixture>/:
 
 Each model is composed as torchvision composes its builders, at reduced widths so the fixtures
 stay small: a MobileNetV2 (width 0.25) body cut after features[10], returning features 3, 6, 10
-(strides 4, 8, 16) into an FPN of 8 channels plus LastLevelMaxPool.
+(strides 4, 8, 16) into an FPN of 8 channels plus LastLevelMaxPool, or (mobilenet_v3) a
+MobileNetV3-Large (width 0.5) body cut after features[7], returning features 4 and 7.
   v1: FPN without norm, RPNHead(conv_depth=1), TwoMLPHead, FastRCNNPredictor
       (as fasterrcnn_resnet50_fpn / fasterrcnn_mobilenet_v3_large_fpn);
   v2: FPN with BatchNorm2d, RPNHead(conv_depth=2), FastRCNNConvFCHead with BatchNorm2d
-      (as fasterrcnn_resnet50_fpn_v2).
+      (as fasterrcnn_resnet50_fpn_v2);
+  mobilenet_v3: as v1 on the MobileNetV3 body, three anchor sizes per level, rpn_score_thresh
+      0.05 and featmap names the pyramid partly lacks (as fasterrcnn_mobilenet_v3_large_fpn).
 Batch norms get random statistics and affine parameters; the RPN predictors and the class
 layer are rescaled so that objectness and class scores spread without saturating.
 
@@ -57,9 +60,17 @@ MIN_SIZE, MAX_SIZE = 96, 128
 BATCH_IMAGE_SIZES = [(96, 128), (128, 93)]
 # Original image sizes of the full-pipeline run (they resize to the sizes above).
 ORIGINAL_SIZES = [(90, 120), (110, 80)]
-IMAGES = {"v1": 2, "v2": 1}
+IMAGES = {"v1": 2, "v2": 1, "mobilenet_v3": 1}
 ANCHOR_SIZES = ((16,), (32,), (64,), (128,))
 ASPECT_RATIOS = ((0.5, 1.0, 2.0),) * 4
+# mobilenet_v3: MobileNetV3-Large (width 0.5) features cut after 7, returning 4 and 7 (strides
+# 8, 16: torchvision's stages 2 and 3) plus "pool"; several anchor sizes per level as
+# fasterrcnn_mobilenet_v3_large_fpn; rpn_score_thresh 0.05; featmap names "0"…"3" of which the
+# pyramid has "0" and "1" only.
+V3_WIDTH_MULT = 0.5
+V3_RETURN_INDICES = [4, 7]
+V3_ANCHOR_SIZES = ((16, 32, 64),) * 3
+V3_ASPECT_RATIOS = ((0.5, 1.0, 2.0),) * 3
 PRE_NMS, POST_NMS = 200, 100
 DETECTIONS_PER_IMAGE = 50
 
@@ -89,13 +100,19 @@ def original_images(count):
 
 def build(variant, seed):
     torch.manual_seed(seed)
-    features = torchvision.models.mobilenet_v2(width_mult=WIDTH_MULT).features
-    in_channels = [features[i].out_channels for i in RETURN_INDICES]
-    return_layers = {str(index): str(level) for level, index in enumerate(RETURN_INDICES)}
-    v2 = variant == "v2"
+    v2, v3 = variant == "v2", variant == "mobilenet_v3"
+    if v3:
+        # as the builder: nn.BatchNorm2d (eps 1e-5) passed as norm_layer when nothing is pretrained
+        features = torchvision.models.mobilenet_v3_large(width_mult=V3_WIDTH_MULT, norm_layer=nn.BatchNorm2d).features
+        indices = V3_RETURN_INDICES
+    else:
+        features = torchvision.models.mobilenet_v2(width_mult=WIDTH_MULT).features
+        indices = RETURN_INDICES
+    in_channels = [features[i].out_channels for i in indices]
+    return_layers = {str(index): str(level) for level, index in enumerate(indices)}
     backbone = BackboneWithFPN(features, return_layers, in_channels, FPN_CHANNELS, extra_blocks=LastLevelMaxPool(),
                                norm_layer=nn.BatchNorm2d if v2 else None)
-    anchors = AnchorGenerator(ANCHOR_SIZES, ASPECT_RATIOS)
+    anchors = AnchorGenerator(V3_ANCHOR_SIZES, V3_ASPECT_RATIOS) if v3 else AnchorGenerator(ANCHOR_SIZES, ASPECT_RATIOS)
     rpn_head = RPNHead(FPN_CHANNELS, anchors.num_anchors_per_location()[0], conv_depth=2 if v2 else 1)
     if v2:
         box_head = FastRCNNConvFCHead((FPN_CHANNELS, 7, 7), [FPN_CHANNELS] * 4, [REPRESENTATION],
@@ -106,7 +123,9 @@ def build(variant, seed):
         backbone, num_classes=None, min_size=MIN_SIZE, max_size=MAX_SIZE,
         rpn_anchor_generator=anchors, rpn_head=rpn_head,
         rpn_pre_nms_top_n_test=PRE_NMS, rpn_post_nms_top_n_test=POST_NMS,
-        box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], output_size=7, sampling_ratio=2),
+        rpn_score_thresh=0.05 if v3 else 0.0,
+        box_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"] if v3 else ["0", "1", "2"], output_size=7,
+                                        sampling_ratio=2),
         box_head=box_head, box_predictor=FastRCNNPredictor(REPRESENTATION, NUM_CLASSES),
         box_detections_per_img=DETECTIONS_PER_IMAGE)
     with torch.no_grad():
@@ -121,7 +140,7 @@ def build(variant, seed):
             if isinstance(conv, nn.Conv2d):
                 conv.bias.normal_(0, 0.1)
         rpn_head.cls_logits.weight.normal_(0, 2.0)
-        rpn_head.cls_logits.bias.normal_(0, 0.5)
+        rpn_head.cls_logits.bias.normal_(-3.0 if v3 else 0.0, 0.5)  # v3: some below rpn_score_thresh
         rpn_head.bbox_pred.weight.normal_(0, 0.1)
         model.roi_heads.box_predictor.cls_score.weight.mul_(12)
         model.roi_heads.box_predictor.bbox_pred.weight.mul_(2)
@@ -141,13 +160,13 @@ def json_text(value, level=0):
 
 
 def config(variant):
-    v2 = variant == "v2"
+    v2, v3 = variant == "v2", variant == "mobilenet_v3"
     roi = {
         "box_head": "conv_fc" if v2 else "two_mlp",
         "representation_size": REPRESENTATION,
         "sampling_ratio": 2,
         "output_size": 7,
-        "featmap_names": ["0", "1", "2"],
+        "featmap_names": ["0", "1", "2", "3"] if v3 else ["0", "1", "2"],
         "box_coder_weights": [10.0, 10.0, 5.0, 5.0],
     }
     if v2:
@@ -156,7 +175,8 @@ def config(variant):
         ("architecture", f"fasterrcnn_tiny_{variant}"),
         ("family", "fasterrcnn"),
         ("backbone", OrderedDict([
-            ("name", "mobilenet_v2"), ("width_mult", WIDTH_MULT), ("returned_layers", RETURN_INDICES),
+            ("name", "mobilenet_v3_large" if v3 else "mobilenet_v2"), ("width_mult", V3_WIDTH_MULT if v3 else WIDTH_MULT),
+            ("returned_layers", V3_RETURN_INDICES if v3 else RETURN_INDICES),
             ("fpn_out_channels", FPN_CHANNELS), ("extra_blocks", "maxpool"), ("fpn_batch_norm", v2),
             ("batch_norm_eps", 1e-5)])),
         ("num_classes", NUM_CLASSES),
@@ -164,10 +184,11 @@ def config(variant):
         ("image_mean", [0.485, 0.456, 0.406]), ("image_std", [0.229, 0.224, 0.225]),
         ("size_divisible", 32),
         ("score_thresh", 0.05), ("nms_thresh", 0.5), ("detections_per_img", DETECTIONS_PER_IMAGE),
-        ("anchor_sizes", [list(s) for s in ANCHOR_SIZES]),
-        ("aspect_ratios", [list(r) for r in ASPECT_RATIOS]),
+        ("anchor_sizes", [list(s) for s in (V3_ANCHOR_SIZES if v3 else ANCHOR_SIZES)]),
+        ("aspect_ratios", [list(r) for r in (V3_ASPECT_RATIOS if v3 else ASPECT_RATIOS)]),
         ("rpn", OrderedDict([("pre_nms_top_n_test", PRE_NMS), ("post_nms_top_n_test", POST_NMS),
-                             ("nms_thresh", 0.7), ("score_thresh", 0.0), ("conv_depth", 2 if v2 else 1)])),
+                             ("nms_thresh", 0.7), ("score_thresh", 0.05 if v3 else 0.0),
+                             ("conv_depth", 2 if v2 else 1)])),
         ("roi_heads", roi),
     ])
 
@@ -232,7 +253,7 @@ def goldens(model, count):
 
 
 def main():
-    for seed, variant in enumerate(["v1", "v2"]):
+    for seed, variant in enumerate(["v1", "v2", "mobilenet_v3"]):
         folder = os.path.join(OUT, variant)
         os.makedirs(folder, exist_ok=True)
         model = build(variant, seed)

@@ -108,8 +108,10 @@ public final class MobileNetV3InvertedResidual: Layer {
 /// the last entry the 1×1 conv to `6 ×` the last block's width (hard-swish). For Large that is
 /// 17 entries (0…16), the blocks at `stageIndices` = [2, 4, 7, 13] opening new stages.
 /// Detection bodies take `[0] + stageIndices + [features.count - 1]` as torchvision's
-/// `_mobilenet_extractor` does (Faster R-CNN FPN: outputs of `features.13` and `features.16`;
-/// SSDlite: split inside `features.13`).
+/// `_mobilenet_extractor` does (Faster R-CNN FPN: outputs of `features.13` and `features.16`,
+/// 160 and 960 channels; SSDlite: split inside `features.13`). Batch-norm eps: 0.001 is
+/// MobileNetV3's own default and SSDlite's; `fasterrcnn_mobilenet_v3_large_fpn` passes
+/// `BatchNorm2d` / `FrozenBatchNorm2d` explicitly, so it runs with 1e-5.
 public final class MobileNetV3: Layer {
     public enum Variant: String, Sendable, Codable {
         case large, small

@@ -1,1 +1,0 @@
-// Quantization: placeholder until its first piece lands.

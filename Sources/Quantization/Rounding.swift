@@ -1,0 +1,39 @@
+// Round half to even, for floats and for integer division: the one rounding rule of docs/arcq.md.
+
+/// `rnd(x)`: the nearest integer, ties to the even one (`2.5 → 2`, `3.5 → 4`, `−2.5 → −2`).
+/// Swift's plain `rounded()` sends ties away from zero; every quantizer in detq uses this.
+@inlinable
+public func roundHalfEven(_ x: Float) -> Float {
+    // Below 2^22, adding and removing 1.5·2^23 rounds to an integer in the FPU's
+    // round-to-nearest-even mode, without a call to rintf (x86-64's baseline has no roundss).
+    if abs(x) < 4_194_304 {
+        let magic: Float = 12_582_912
+        return (x + magic) - magic
+    }
+    return x.rounded(.toNearestOrEven)
+}
+
+/// `rnd(x)` in Double, ties to even.
+@inlinable
+public func roundHalfEven(_ x: Double) -> Double {
+    x.rounded(.toNearestOrEven)
+}
+
+/// `rnd(numerator / denominator)` computed exactly on integers, ties to even.
+///
+/// `denominator` must be positive. ARCQ's integer compensation is
+/// `roundDivHalfEven(Q_a·(X_c ⊛ D_w) + Q_w·(D_a ⊛ W_c), Q_a·Q_w)`.
+@inlinable
+public func roundDivHalfEven(_ numerator: Int64, _ denominator: Int64) -> Int64 {
+    precondition(denominator > 0, "roundDivHalfEven: denominator \(denominator) must be positive")
+    // Floor division first: numerator = quotient·denominator + remainder, 0 ≤ remainder < denominator.
+    var quotient = numerator / denominator
+    var remainder = numerator % denominator
+    if remainder < 0 {
+        quotient -= 1
+        remainder += denominator
+    }
+    let twice = 2 * remainder
+    if twice > denominator || (twice == denominator && quotient & 1 != 0) { quotient += 1 }
+    return quotient
+}

@@ -1,0 +1,143 @@
+// Rounding, the affine quantizer and ARCQ's remainder codes (docs/arcq.md §1, §3).
+import Foundation
+import Testing
+import TensorCore
+@testable import Quantization
+
+@Suite struct QuantizerTests {
+    @Test func roundsHalfToEven() {
+        #expect(roundHalfEven(Float(0.5)) == 0)
+        #expect(roundHalfEven(Float(1.5)) == 2)
+        #expect(roundHalfEven(Float(2.5)) == 2)
+        #expect(roundHalfEven(Float(3.5)) == 4)
+        #expect(roundHalfEven(Float(-0.5)) == 0)
+        #expect(roundHalfEven(Float(-1.5)) == -2)
+        #expect(roundHalfEven(Float(-2.5)) == -2)
+        #expect(roundHalfEven(Float(2.5000002)) == 3)
+        for k in -20...20 {
+            let tie = Float(k) + 0.5
+            let expected = Float(k % 2 == 0 ? k : k + 1)
+            #expect(roundHalfEven(tie) == expected, "\(tie)")
+        }
+    }
+
+    /// The quantizer rounds ties to even: with s = 1, z = 8, x = 2.5 gives the centred 2.
+    @Test func quantizerRoundsTiesToEven() {
+        let quantizer = AffineQuantizer(bits: 4, scale: 1, zeroPoint: 8)
+        #expect(quantizer.centred(2.5) == 2)
+        #expect(quantizer.centred(3.5) == 4)
+        #expect(quantizer.centred(-2.5) == -2)
+        #expect(quantizer.centred(100) == 7)
+        #expect(quantizer.centred(-100) == -8)
+    }
+
+    /// Integer division rounding against a Double twin (exact for these magnitudes), ties included.
+    @Test func roundDivisionMatchesDoubleTwin() {
+        var generator = SeededGenerator(seed: 7)
+        for _ in 0..<20_000 {
+            let denominator = Int64(generator.next() % 300) + 1
+            let numerator = Int64(generator.next() % 2_000_001) - 1_000_000
+            let expected = (Double(numerator) / Double(denominator)).rounded(.toNearestOrEven)
+            #expect(Double(roundDivHalfEven(numerator, denominator)) == expected, "\(numerator)/\(denominator)")
+        }
+        #expect(roundDivHalfEven(5, 2) == 2)
+        #expect(roundDivHalfEven(7, 2) == 4)
+        #expect(roundDivHalfEven(-5, 2) == -2)
+        #expect(roundDivHalfEven(-7, 2) == -4)
+    }
+
+    /// `s = max((u − l)/Q, 1e-5)`, `z = rnd(−l/s)`; ranges widen to include 0; 0 is exact.
+    @Test func affineParametersFollowTheDefinition() {
+        let quantizer = AffineQuantizer(bits: 4, low: -1, high: 2)
+        #expect(quantizer.scale == Float(3) / 15)
+        #expect(quantizer.zeroPoint == 5)
+        #expect(quantizer.centred(0) == 0)
+        let positive = AffineQuantizer(bits: 8, low: 0.5, high: 3)
+        #expect(positive.zeroPoint == 0)
+        #expect(positive.scale == Float(3) / 255)
+        let tiny = AffineQuantizer(bits: 4, low: 0, high: 0)
+        #expect(tiny.scale == 1e-5)
+        let symmetric = AffineQuantizer(bits: 4, low: -0.5, high: 2, symmetric: true)
+        #expect(symmetric.zeroPoint == 8)
+        #expect(symmetric.scale == Float(2) / 7)
+        for bits in 2...8 {
+            for (low, high) in [(-3.7, 1.2), (0.0, 5.0), (-2.0, -0.1)] as [(Float, Float)] {
+                #expect(AffineQuantizer(bits: bits, low: low, high: high).centred(0) == 0)
+            }
+        }
+    }
+
+    /// `D = rnd(Q·R)` stays in `[−2^(b−1), 2^(b−1)]` in both modes, and with D the value is
+    /// reconstructed to within half a remainder step (unclipped values).
+    @Test func remainderCodesStayInRange() {
+        var generator = SeededGenerator(seed: 3)
+        for bits in 2...8 {
+            let quantizer = AffineQuantizer(bits: bits, low: -1.3, high: 2.1)
+            let bound = Float(1 << (bits - 1))
+            var seenBound = false
+            for _ in 0..<5000 {
+                let x = -2 + 5 * generator.nextUniform()
+                for mode in RemainderMode.allCases {
+                    let (centred, remainder) = quantizer.centredAndRemainder(x, mode: mode)
+                    #expect(remainder >= -bound && remainder <= bound, "bits \(bits) x \(x) D \(remainder)")
+                    #expect(remainder == remainder.rounded())
+                    if abs(remainder) == bound { seenBound = true }
+                    let code = roundHalfEven(x / quantizer.scale) + Float(quantizer.zeroPoint)
+                    if code >= 0 && code <= quantizer.steps {
+                        let reconstructed = quantizer.scale * (centred + remainder / quantizer.steps)
+                        #expect(abs(reconstructed - x) <= quantizer.scale / quantizer.steps * 0.5 + 1e-5)
+                    }
+                }
+            }
+            #expect(seenBound, "bits \(bits): the code range edge 2^(b−1) is reachable")
+        }
+    }
+
+    /// Clamped mode: a clipped value's remainder carries its true residual (up to the code range).
+    @Test func clampedRemainderCarriesTheClippedResidual() {
+        let quantizer = AffineQuantizer(bits: 4, scale: 1, zeroPoint: 8)
+        let unclamped = quantizer.centredAndRemainder(7.2, mode: .unclamped)
+        let clamped = quantizer.centredAndRemainder(7.2, mode: .clamped)
+        #expect(unclamped.centred == 7 && clamped.centred == 7)
+        #expect(unclamped.remainder == 3)
+        #expect(clamped.remainder == 3)
+        let far = quantizer.centredAndRemainder(9.4, mode: .clamped)
+        #expect(far.centred == 7)
+        #expect(far.remainder == 8)
+        let farUnclamped = quantizer.centredAndRemainder(9.4, mode: .unclamped)
+        #expect(farUnclamped.remainder == roundHalfEven(15 * (Float(9.4) - 9)))
+    }
+
+    /// The integer compensation equals the float formula `rnd(S1/Q_w + S2/Q_a)`: `Q_a·Q_w` is
+    /// odd, so the quotient is never a tie and Double evaluates it on the right side.
+    @Test func integerCompensationEqualsFloatFormula() {
+        var generator = SeededGenerator(seed: 11)
+        for (wbits, abits) in [(4, 4), (2, 3), (6, 5), (7, 7)] {
+            let qw = Int64((1 << wbits) - 1), qa = Int64((1 << abits) - 1)
+            for _ in 0..<20_000 {
+                let s1 = Int64(generator.next() % 400_001) - 200_000
+                let s2 = Int64(generator.next() % 400_001) - 200_000
+                let integer = roundDivHalfEven(qa * s1 + qw * s2, qa * qw)
+                let float = (Double(s1) / Double(qw) + Double(s2) / Double(qa)).rounded(.toNearestOrEven)
+                #expect(Double(integer) == float, "W\(wbits)A\(abits) S1 \(s1) S2 \(s2)")
+            }
+        }
+    }
+}
+
+@Suite struct RoundingTwinTests {
+    /// The fast `roundHalfEven` equals Swift's `.rounded(.toNearestOrEven)` on random values of
+    /// every magnitude, ties and the 2^22 boundary included.
+    @Test func fastRoundingMatchesTheLibrary() {
+        var generator = SeededGenerator(seed: 21)
+        var values: [Float] = [0, -0, 0.5, -0.5, 4_194_303.5, -4_194_303.5, 4_194_304.5, 8_388_607.5, 1e9, -1e9, .infinity]
+        for _ in 0..<100_000 {
+            let magnitude = powf(2, Float(Int(generator.next() % 30)) - 6)
+            values.append((generator.nextUniform() * 2 - 1) * magnitude)
+            values.append(Float(Int(generator.next() % 2_000_000)) / 2 - 500_000)
+        }
+        for value in values {
+            #expect(roundHalfEven(value) == value.rounded(.toNearestOrEven), "\(value)")
+        }
+    }
+}
