@@ -127,8 +127,24 @@ def write_golden(model, config, name, count=3, val_dir=VAL_DIR, detectors_dir=No
     folder = os.path.join(detectors_dir or os.path.join(REPO, "detectors"), name)
     path = os.path.join(folder, "golden_detections.json")
     with open(path, "w") as f:
-        json.dump(golden, f, indent=1)
+        f.write(_compact_json(golden))
     return path
+
+
+def _compact_json(golden):
+    """JSON with one detection per line (exact float reprs), readable in a diff."""
+    head = {k: v for k, v in golden.items() if k != "images"}
+    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()] + [' "images": [']
+    for i, image in enumerate(golden["images"]):
+        meta = {k: v for k, v in image.items() if k != "detections"}
+        lines.append("  {" + json.dumps(meta)[1:-1] + ', "detections": [')
+        detections = [json.dumps(d) for d in image["detections"]]
+        lines.extend(f"   {d}," for d in detections[:-1])
+        if detections:
+            lines.append(f"   {detections[-1]}")
+        lines.append("  ]}" + ("," if i + 1 < len(golden["images"]) else ""))
+    lines += [" ]", "}"]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None):

@@ -6,6 +6,7 @@ state_dict keys. Used by train_shapes.py (training, BatchNorm trainable) and eva
 (inference, FrozenBatchNorm2d with the same keys).
 """
 
+import json
 import math
 from collections import OrderedDict
 from functools import partial
@@ -62,8 +63,13 @@ def default_config(family):
             "resize_mode": "bilinear, scale = min(min_size / min(h, w), max_size / max(h, w)), as GeneralizedRCNNTransform",
         },
     }
+    mobilenet = {"name": "mobilenet_v2", "width_mult": 1.0, "round_nearest": 8, "activation": "relu6",
+                 "module": "features"}
+    fpn_layers = {"inner_block": "conv1x1(in_channels[i], out_channels) with bias, no norm",
+                  "layer_block": "conv3x3(out_channels, out_channels, padding 1) with bias, no norm",
+                  "top_down": "nearest-neighbour upsample of the coarser inner result to the lateral size, added"}
     fpn_backbone = {
-        "name": "mobilenet_v2", "width_mult": 1.0, "module": "features",
+        **mobilenet,
         "norm_layer": "frozen_batch_norm_2d", "batch_norm_eps": 1e-5,
         "return_layers": {"6": "0", "13": "1", "17": "2"},
         "in_channels_list": [32, 96, 320], "strides": [8, 16, 32],
@@ -73,8 +79,9 @@ def default_config(family):
         return {
             **common,
             "backbone": fpn_backbone,
-            "fpn": {"out_channels": 64, "norm_layer": None,
-                    "extra_blocks": {"type": "last_level_p6p7", "in_channels": 64, "out_channels": 64, "use_p5": True},
+            "fpn": {"out_channels": 64, "norm_layer": None, **fpn_layers,
+                    "extra_blocks": {"type": "last_level_p6p7", "in_channels": 64, "out_channels": 64, "use_p5": True,
+                                     "layout": "p6 = conv3x3 stride 2 (P5); p7 = conv3x3 stride 2 (relu(p6)); with bias"},
                     "output_names": ["0", "1", "2", "p6", "p7"], "strides": [8, 16, 32, 64, 128]},
             "anchor_generator": {"type": "anchor_generator", "sizes": [[8], [16], [32], [64], [128]],
                                  "aspect_ratios": [[1.0]] * 5},
@@ -89,8 +96,9 @@ def default_config(family):
         return {
             **common,
             "backbone": fpn_backbone,
-            "fpn": {"out_channels": 64, "norm_layer": None,
-                    "extra_blocks": {"type": "last_level_p6p7", "in_channels": 64, "out_channels": 64, "use_p5": True},
+            "fpn": {"out_channels": 64, "norm_layer": None, **fpn_layers,
+                    "extra_blocks": {"type": "last_level_p6p7", "in_channels": 64, "out_channels": 64, "use_p5": True,
+                                     "layout": "p6 = conv3x3 stride 2 (P5); p7 = conv3x3 stride 2 (relu(p6)); with bias"},
                     "output_names": ["0", "1", "2", "p6", "p7"], "strides": [8, 16, 32, 64, 128]},
             "anchor_generator": {"type": "anchor_generator", "sizes": _retinanet_anchor_sizes([8, 16, 32, 64, 128]),
                                  "aspect_ratios": [[0.5, 1.0, 2.0]] * 5},
@@ -104,7 +112,7 @@ def default_config(family):
         config = {
             **common,
             "backbone": {
-                "name": "mobilenet_v2", "width_mult": 1.0, "module": "features",
+                **mobilenet,
                 "type": "ssdlite_mobilenet_v2_extractor",
                 "norm_layer": "frozen_batch_norm_2d", "batch_norm_eps": 1e-5,
                 "stages": [[0, 7], [7, 14], [14, 19]],
@@ -137,7 +145,8 @@ def default_config(family):
     return {
         **common,
         "backbone": fpn_backbone,
-        "fpn": {"out_channels": 64, "norm_layer": None, "extra_blocks": {"type": "last_level_max_pool"},
+        "fpn": {"out_channels": 64, "norm_layer": None, **fpn_layers,
+                "extra_blocks": {"type": "last_level_max_pool", "layout": "pool = max_pool2d(output '2' (stride 32), kernel 1, stride 2, padding 0)"},
                 "output_names": ["0", "1", "2", "pool"], "strides": [8, 16, 32, 64]},
         "rpn": {
             "anchor_generator": {"type": "anchor_generator", "sizes": [[16], [32], [64], [128]],
@@ -148,6 +157,7 @@ def default_config(family):
             "pre_nms_top_n_test": 1000, "post_nms_top_n_test": 1000,
             "nms_thresh": 0.7, "fg_iou_thresh": 0.7, "bg_iou_thresh": 0.3,
             "batch_size_per_image": 256, "positive_fraction": 0.5, "score_thresh": 0.0,
+            "min_box_size": 1e-3,
         },
         "roi_heads": {
             "box_roi_pool": {"type": "multi_scale_roi_align", "featmap_names": ["0", "1", "2"], "output_size": 7,
@@ -157,6 +167,7 @@ def default_config(family):
             "bbox_reg_weights": [10.0, 10.0, 5.0, 5.0],
             "score_thresh": 0.05, "nms_thresh": 0.5, "detections_per_img": 100,
             "fg_iou_thresh": 0.5, "bg_iou_thresh": 0.5, "batch_size_per_image": 512, "positive_fraction": 0.25,
+            "min_box_size": 1e-2,
         },
     }
 
@@ -173,7 +184,10 @@ def _norm(kind, eps, training):
 
 def _mobilenet_v2_features(backbone_config, training, imagenet_weights=None):
     norm = _norm(backbone_config["norm_layer"], backbone_config["batch_norm_eps"], training)
-    model = torchvision.models.mobilenet_v2(width_mult=backbone_config["width_mult"], norm_layer=norm)
+    if backbone_config["activation"] != "relu6":
+        raise ValueError("mobilenet_v2 uses relu6")
+    model = torchvision.models.mobilenet_v2(width_mult=backbone_config["width_mult"],
+                                            round_nearest=backbone_config["round_nearest"], norm_layer=norm)
     if imagenet_weights is not None:
         state = torch.load(imagenet_weights, map_location="cpu")
         model.load_state_dict(state)
@@ -281,6 +295,8 @@ def build_model(config, training=False, imagenet_weights=None):
     if family == "fasterrcnn":
         body = _fpn_body(config, training, imagenet_weights)
         r, roi = config["rpn"], config["roi_heads"]
+        if r["min_box_size"] != 1e-3 or roi["min_box_size"] != 1e-2:
+            raise ValueError("torchvision 0.14 fixes rpn.min_box_size = 1e-3 and roi_heads.min_box_size = 1e-2")
         pool = roi["box_roi_pool"]
         return FasterRCNN(
             body, num_classes=None,
@@ -300,6 +316,25 @@ def build_model(config, training=False, imagenet_weights=None):
             box_positive_fraction=roi["positive_fraction"], bbox_reg_weights=tuple(roi["bbox_reg_weights"]),
             **transform_args)
     raise ValueError(f"unknown family {family!r}")
+
+
+def config_json(config, indent=0):
+    """config as JSON text: objects one key per line; arrays and flat objects on one line."""
+    def flat(value):
+        if isinstance(value, dict):
+            return all(not isinstance(v, (dict, list)) for v in value.values())
+        if isinstance(value, list):
+            return all(not isinstance(v, (dict, list)) or flat(v) for v in value)
+        return True
+
+    pad = " " * (indent + 1)
+    if isinstance(config, dict) and (not flat(config) or len(json.dumps(config)) > 100):
+        items = [f"{pad}{json.dumps(k)}: {config_json(v, indent + 1)}" for k, v in config.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    if isinstance(config, list) and any(isinstance(v, dict) for v in config):
+        items = [f"{pad}{config_json(v, indent + 1)}" for v in config]
+        return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
+    return json.dumps(config, separators=(", ", ": "))
 
 
 def inference_state_dict(model):
