@@ -10,7 +10,8 @@ import TensorCore
 ///   rescale per output, `s_a·s_w·(A + C) + bias`.
 ///
 /// Both convolve centred integers, so padding is exactly 0. Calls are counted: call `k` uses
-/// the static range `k mod ranges.count` (a shared head runs once per level, in order).
+/// the static range `k mod ranges.count` (a shared head runs once per level, in order); the
+/// count makes an executor stateful, so a model runs one forward at a time, as everywhere in detq.
 public final class QuantizedExecutor: LayerExecutor {
     public let layer: QuantizedLayer
     public let mode: ExecutionMode

@@ -200,7 +200,8 @@ extension QuantizedModel {
 }
 
 /// The recipe as compact snake_case JSON with sorted keys.
-func encodeRecipe(_ recipe: QuantizationRecipe) throws -> String {
+/// The recipe as the compact snake_case JSON stored in a quantized file's metadata.
+public func encodeRecipe(_ recipe: QuantizationRecipe) throws -> String {
     let encoder = JSONEncoder()
     encoder.keyEncodingStrategy = .convertToSnakeCase
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

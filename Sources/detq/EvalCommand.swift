@@ -2,6 +2,7 @@ import ArgumentParser
 import COCO
 import DetQKit
 import Foundation
+import Quantization
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +16,7 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var quantizedOptions: QuantizedModelOptions
 
     @Option(help: "Folder of the images named by the annotations' file_name.")
     var images: String
@@ -56,14 +58,15 @@ struct Eval: ParsableCommand {
     func run() throws {
         try global.apply()
         let model = try DetectionModel(model: modelOptions.model, weights: modelOptions.weights,
-                                       configPath: modelOptions.config)
+                                       configPath: modelOptions.config,
+                                       quantized: quantizedOptions.quantized, mode: quantizedOptions.mode)
         let summary = try runEvaluation(model: model, imagesDirectory: images, annotations: annotations,
                                         selection: ImageSelection(shard: parsedShard(), limit: limit),
                                         resultsPath: results, resume: resume, quiet: global.quiet)
         print(summary.evaluation.summaryText, terminator: "")
         if let report {
             try writeAtomically(try evaluationReport(summary, model: model.name, weights: modelOptions.weights,
-                                                     recipe: nil), to: report)
+                                                     recipe: try model.quantization.map { try encodeRecipe($0.recipe) }), to: report)
         }
     }
 }

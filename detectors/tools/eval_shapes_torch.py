@@ -33,7 +33,8 @@ STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
 def load_shipped(name, detectors_dir=None):
     """(model in eval mode, config) for detectors/<name>, weights read back from safetensors as F32."""
     folder = os.path.join(detectors_dir or os.path.join(REPO, "detectors"), name)
-    with open(os.path.join(folder, "config.json")) as f:
+    # architecture.json: the torchvision description (config.json is detq's, made from it)
+    with open(os.path.join(folder, "architecture.json")) as f:
         config = json.load(f)
     model = shapes_models.build_model(config, training=False)
     state, _ = safetensors_io.load(os.path.join(folder, "weights.safetensors"))

@@ -102,7 +102,7 @@ def export(model, config, name, out_root):
     state = shapes_models.inference_state_dict(model)
     safetensors_io.save(state, os.path.join(folder, "weights.safetensors"), dtype="F16",
                         metadata={"format": "pt", "model": name})
-    with open(os.path.join(folder, "config.json"), "w") as f:
+    with open(os.path.join(folder, "architecture.json"), "w") as f:
         json.dump(config, f, indent=1)
         f.write("\n")
     return folder
