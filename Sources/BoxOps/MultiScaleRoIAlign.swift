@@ -106,25 +106,22 @@ public struct MultiScaleRoIAlign: Sendable {
         let allBoxes = Tensor(shape: [rois.shape[0], 4], scalars: boxes.flatMap(\.scalars))
         let levels = mapper.levels(for: allBoxes)
         let channels = features[0].shape[1]
-        let binCount = outputSize.h * outputSize.w
         var result = Tensor(zeros: [rois.shape[0], channels, outputSize.h, outputSize.w])
-        for (level, levelFeatures) in features.enumerated() {
-            let members = levels.indices.filter { levels[$0] == level }
-            if members.isEmpty { continue }
-            var levelRois = [Float]()
-            levelRois.reserveCapacity(members.count * 5)
-            for index in members { levelRois += rois.scalars[(index * 5)..<(index * 5 + 5)] }
-            let pooled = roiAlign(features: levelFeatures, rois: Tensor(shape: [members.count, 5], scalars: levelRois),
-                                  outputSize: outputSize, spatialScale: scales[level],
-                                  samplingRatio: samplingRatio, aligned: false)
-            precondition(pooled.shape[1] == channels, "MultiScaleRoIAlign: level \(level) has \(pooled.shape[1]) channels, expected \(channels)")
-            let block = channels * binCount
-            result.withUnsafeMutableBufferPointer { out in
-                pooled.withUnsafeBufferPointer { source in
-                    for (position, index) in members.enumerated() {
-                        for k in 0..<block { out[index * block + k] = source[position * block + k] }
-                    }
+        result.withUnsafeMutableBufferPointer { out in
+            for (level, levelFeatures) in features.enumerated() {
+                let members = levels.indices.filter { levels[$0] == level }
+                if members.isEmpty { continue }
+                precondition(levelFeatures.shape[1] == channels,
+                             "MultiScaleRoIAlign: level \(level) has \(levelFeatures.shape[1]) channels, expected \(channels)")
+                var levelRois = [Float]()
+                levelRois.reserveCapacity(members.count * 5)
+                rois.withUnsafeBufferPointer { values in
+                    for index in members { levelRois += values[(index * 5)..<(index * 5 + 5)] }
                 }
+                // each level's boxes are pooled straight into their rows of the result
+                roiAlign(features: levelFeatures, rois: Tensor(shape: [members.count, 5], scalars: levelRois),
+                         outputSize: outputSize, spatialScale: scales[level], samplingRatio: samplingRatio,
+                         aligned: false, into: out, rows: members)
             }
         }
         return result

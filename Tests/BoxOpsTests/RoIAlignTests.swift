@@ -104,4 +104,28 @@ struct RoIAlignTests {
             expectClose(pooled.scalars, item.output, "roi_align sampling \(item.sampling_ratio) aligned \(item.aligned)")
         }
     }
+
+    @Test("the channels-last kernel equals its naive twin bit for bit")
+    func channelsLastMatchesTheNaiveTwin() {
+        var generator = SeededGenerator(seed: 7)
+        let features = Tensor.randomNormal([2, 13, 9, 11], std: 1, generator: &generator)
+        // Boxes inside, across and outside the borders, tiny, inverted; both images.
+        var rois: [Float] = []
+        for index in 0..<40 {
+            let x1 = Float.random(in: -6...14, using: &generator), y1 = Float.random(in: -6...12, using: &generator)
+            let w = Float.random(in: -2...12, using: &generator), h = Float.random(in: -2...10, using: &generator)
+            rois += [Float(index % 2), x1, y1, x1 + (index % 7 == 0 ? 0.1 : w), y1 + h]
+        }
+        let boxes = Tensor(shape: [40, 5], scalars: rois)
+        for (size, sampling, aligned, scale) in [(Size2(7, 7), 2, false, Float(1)), (Size2(2, 3), 0, true, 0.5),
+                                                 (Size2(3, 2), -1, false, 0.25), (Size2(1, 1), 1, true, 1)] {
+            let fast = roiAlign(features: features, rois: boxes, outputSize: size, spatialScale: scale,
+                                samplingRatio: sampling, aligned: aligned)
+            let naive = roiAlignReference(features: features, rois: boxes, outputSize: size, spatialScale: scale,
+                                          samplingRatio: sampling, aligned: aligned)
+            #expect(fast.shape == naive.shape)
+            #expect(fast.scalars.map(\.bitPattern) == naive.scalars.map(\.bitPattern),
+                    "output \(size) sampling \(sampling) aligned \(aligned)")
+        }
+    }
 }
