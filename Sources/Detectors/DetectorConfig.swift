@@ -90,6 +90,12 @@ public struct BackboneConfig: Codable, Sendable {
     /// builder: 1.0 and 16).
     public var extraWidthMult: Double?
     public var minDepth: Int?
+    /// SSDlite on MobileNetV2 (the shipped `ssdlite_mobilenet_v2_shapes`): `features` cut into
+    /// these consecutive `[start, end)` stages, one feature map each, then extra blocks of
+    /// `extra_out_channels` with batch-norm eps `extra_batch_norm_eps` (default 1e-3).
+    public var stages: [[Int]]?
+    public var extraOutChannels: [Int]?
+    public var extraBatchNormEps: Float?
 }
 
 /// Dense-head settings (RetinaNet, FCOS, SSDlite).
@@ -112,6 +118,8 @@ public struct HeadConfig: Codable, Sendable {
     public var boxCoderWeights: [Float]?
     /// FCOS's `BoxLinearCoder(normalize_by_size)`; torchvision: true.
     public var normalizeBySize: Bool?
+    /// SSDlite head batch-norm eps when it differs from the body's (`backbone.batch_norm_eps`).
+    public var batchNormEps: Float?
 }
 
 /// Region proposal network settings (Faster R-CNN): torchvision's `rpn_*` builder arguments

@@ -68,8 +68,16 @@ public final class SSD: Detector {
                                                             extraWidthMultiplier: backboneConfig.extraWidthMult ?? 1,
                                                             minDepth: backboneConfig.minDepth ?? 16,
                                                             normEps: backboneConfig.batchNormEps ?? 0.001)
+        case "mobilenet_v2":
+            guard let stages = backboneConfig.stages, let extraOut = backboneConfig.extraOutChannels else {
+                throw UnsupportedModelError("backbone mobilenet_v2 (SSDlite) needs stages and extra_out_channels")
+            }
+            backbone = try SSDLiteFeatureExtractorMobileNetV2(
+                widthMultiplier: backboneConfig.widthMult ?? 1, stages: stages, extraOutChannels: extraOut,
+                normEps: backboneConfig.batchNormEps ?? 1e-5, extraNormEps: backboneConfig.extraBatchNormEps ?? 0.001)
         default:
-            throw UnsupportedModelError("backbone.name '\(backboneConfig.name)' is not an SSD body (vgg16, mobilenet_v3_large)")
+            throw UnsupportedModelError(
+                "backbone.name '\(backboneConfig.name)' is not an SSD body (vgg16, mobilenet_v3_large, mobilenet_v2)")
         }
         guard let boxes = config.defaultBoxes else {
             throw UnsupportedModelError("\(config.family): default_boxes is required")
@@ -94,7 +102,8 @@ public final class SSD: Detector {
                            numClasses: config.numClasses)
         case "ssdlite":
             head = SSDHead.lite(inChannels: backbone.outChannels, anchorsPerLocation: generator.boxesPerLocation,
-                                numClasses: config.numClasses, normEps: backboneConfig.batchNormEps ?? 0.001)
+                                numClasses: config.numClasses,
+                                normEps: config.head?.batchNormEps ?? backboneConfig.batchNormEps ?? 0.001)
         default:
             throw UnsupportedModelError("family '\(config.family)' is not ssd or ssdlite")
         }
