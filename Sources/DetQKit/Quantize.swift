@@ -128,10 +128,14 @@ public struct QuantizeRequest {
     public var output: String
     public var report: String?
     public var quiet: Bool
+    /// Per-part bit widths (`detq sensitivity --suggest`); the options' method and granularity
+    /// should be the recipe's (`QuantizationOptions(recipe:)`).
+    public var mixedPrecision: MixedPrecisionRecipe?
 
     public init(model: String, weights: String?, config: String?, calibrationDirectory: String, calibrationCount: Int,
                 options: QuantizationOptions, parts: Set<DetectorPart>, mode: ExecutionMode, output: String,
-                report: String?, quiet: Bool) {
+                report: String?, quiet: Bool, mixedPrecision: MixedPrecisionRecipe? = nil) {
+        self.mixedPrecision = mixedPrecision
         self.model = model
         self.weights = weights
         self.config = config
@@ -156,7 +160,8 @@ public func runQuantize(_ request: QuantizeRequest) throws -> QuantizationResult
     let images = try calibrationImages(in: request.calibrationDirectory, count: request.calibrationCount,
                                        seed: request.options.calibration.seed)
     let target = try QuantizationTarget(model: request.model, weights: request.weights, configPath: request.config)
-    let scope = target.quantizationScope(parts: request.parts)
+    var scope = target.quantizationScope(parts: request.parts)
+    if let recipe = request.mixedPrecision { try applyMixedPrecision(recipe, to: &scope, target: target) }
     guard !scope.parts.isEmpty else {
         let parts = DetectorPart.allCases.filter(request.parts.contains).map(\.rawValue).joined(separator: ",")
         let hint = if case .classifier = target { " (a classifier's layers are all backbone)" } else { "" }
@@ -195,6 +200,50 @@ public func runQuantize(_ request: QuantizeRequest) throws -> QuantizationResult
         }
     }
     return result
+}
+
+/// Restricts `scope` to the layers a mixed-precision recipe quantizes and sets their bits: a
+/// layer takes the entry of the longest matching name (`backbone`/`neck`/`head` match their
+/// part, any other name is a layer-path prefix); layers no entry names, or named `float`, stay float.
+public func applyMixedPrecision(_ recipe: MixedPrecisionRecipe, to scope: inout QuantizationScope,
+                                target: QuantizationTarget) throws {
+    guard recipe.model == target.name else {
+        throw ModelDescriptionError("--recipe: made for model '\(recipe.model)', not '\(target.name)'")
+    }
+    func matches(_ name: String, _ path: String) -> Bool {
+        if let part = DetectorPart(rawValue: name) { return target.part(of: path) == part }
+        return path == name || path.hasPrefix(name + ".")
+    }
+    for name in recipe.parts.keys where !scope.parts.keys.contains(where: { matches(name, $0) }) {
+        throw ModelDescriptionError("--recipe: part '\(name)' selects no quantizable layer of \(target.name)")
+    }
+    var kept: [String: String] = [:]
+    var bits: [String: LayerBits] = [:]
+    for (path, part) in scope.parts {
+        // Coarse parts rank below any path prefix.
+        let entry = recipe.parts.filter { matches($0.key, path) }
+            .max { (DetectorPart(rawValue: $0.key) == nil ? $0.key.count : 0) < (DetectorPart(rawValue: $1.key) == nil ? $1.key.count : 0) }
+        guard let entry, let layerBits = LayerBits(parsing: entry.value) else { continue }
+        kept[path] = part
+        bits[path] = layerBits
+    }
+    scope.parts = kept
+    scope.bits = bits
+}
+
+extension QuantizationOptions {
+    /// Options for a mixed-precision recipe: its method and granularity; the default bits are
+    /// the widest pair the recipe uses (each layer gets its own from the scope).
+    public init(recipe: MixedPrecisionRecipe) throws {
+        guard let method = QuantizationMethod(rawValue: recipe.method),
+              let granularity = WeightGranularity(rawValue: recipe.granularity) else {
+            throw ModelDescriptionError("--recipe: unknown method '\(recipe.method)' or granularity '\(recipe.granularity)'")
+        }
+        let pairs = recipe.parts.values.compactMap(LayerBits.init(parsing:))
+        let widest = pairs.max { $0.weight + $0.activation < $1.weight + $1.activation } ?? LayerBits(weight: 8, activation: 8)
+        self.init(method: method, weightBits: widest.weight, activationBits: widest.activation)
+        self.granularity = granularity
+    }
 }
 
 private func seconds(since start: ContinuousClock.Instant, clock: ContinuousClock) -> Double {

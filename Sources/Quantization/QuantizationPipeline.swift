@@ -11,12 +11,39 @@ public struct QuantizationScope: Sendable {
     public var firstLayers: Set<String>
     /// The prediction layers (`cls_logits`, `bbox_pred`…), at `firstLastBits` when given.
     public var lastLayers: Set<String>
+    /// Mixed precision: weight and activation bits of individual layers, in place of the
+    /// options' `weightBits`/`activationBits` (the first-layer and `firstLastBits` rules and
+    /// linear layers' bits still apply).
+    public var bits: [String: LayerBits]
 
-    public init(parts: [String: String], firstLayers: Set<String> = [], lastLayers: Set<String> = []) {
+    public init(parts: [String: String], firstLayers: Set<String> = [], lastLayers: Set<String> = [],
+                bits: [String: LayerBits] = [:]) {
         self.parts = parts
         self.firstLayers = firstLayers
         self.lastLayers = lastLayers
+        self.bits = bits
     }
+}
+
+/// A layer's weight and activation bit widths (2...8).
+public struct LayerBits: Sendable, Codable, Hashable, CustomStringConvertible {
+    public var weight: Int
+    public var activation: Int
+
+    public init(weight: Int, activation: Int) {
+        self.weight = weight
+        self.activation = activation
+    }
+
+    /// `W/A`, e.g. `4/8`; nil unless both are integers in 2...8.
+    public init?(parsing text: String) {
+        let fields = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard fields.count == 2, let weight = Int(fields[0]), let activation = Int(fields[1]),
+              (2...8).contains(weight), (2...8).contains(activation) else { return nil }
+        self.init(weight: weight, activation: activation)
+    }
+
+    public var description: String { "\(weight)/\(activation)" }
 }
 
 /// A quantized model and what its construction measured.
@@ -180,6 +207,7 @@ func layerBits(_ path: String, layer: QuantizableLayer, scope: QuantizationScope
         return (bits, bits)
     }
     if scope.lastLayers.contains(path), let bits = options.firstLastBits { return (bits, bits) }
+    if let bits = scope.bits[path] { return (bits.weight, bits.activation) }
     return (options.weightBits, options.activationBits)
 }
 

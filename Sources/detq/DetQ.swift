@@ -9,7 +9,7 @@ struct DetQ: ParsableCommand {
         commandName: "detq",
         abstract: "Post-training quantization of object detectors, on the CPU.",
         subcommands: [Classify.self, Detect.self, Eval.self, Merge.self, CocoEval.self, Convert.self, Bench.self,
-                      Quantize.self, Compare.self]
+                      Quantize.self, Compare.self, Sensitivity.self]
     )
 
     /// Parse errors, validation and help go through ArgumentParser; errors from a running

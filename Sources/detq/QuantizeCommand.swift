@@ -50,17 +50,20 @@ struct Quantize: ParsableCommand {
     @Option(help: "Seed of the image choice and of the patch sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "Method: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var method: QuantizationMethod
+    @Option(help: "Method: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")) (required without --recipe).")
+    var method: QuantizationMethod?
 
-    @Option(help: "Weight bits (2–8).")
-    var wbits: Int
+    @Option(help: "Weight bits (2–8; required without --recipe).")
+    var wbits: Int?
 
-    @Option(help: "Activation bits (2–8).")
-    var abits: Int
+    @Option(help: "Activation bits (2–8; required without --recipe).")
+    var abits: Int?
 
-    @Option(help: "Weight granularity: per-tensor or per-channel.")
-    var granularity = WeightGranularity.perTensor
+    @Option(help: "Weight granularity: per-tensor (default) or per-channel.")
+    var granularity: WeightGranularity?
+
+    @Option(help: "A mixed-precision recipe (`detq sensitivity --suggest` writes one): method, granularity and bits per part; replaces --method, --wbits, --abits, --granularity and --scope.")
+    var recipe: String?
 
     @Option(help: "Parts to quantize, comma-separated: backbone, neck, head.")
     var scope = "backbone,neck,head"
@@ -124,9 +127,17 @@ struct Quantize: ParsableCommand {
 
     var options: QuantizationOptions {
         get throws {
-            var options = QuantizationOptions(method: method, weightBits: wbits, activationBits: abits)
+            var options: QuantizationOptions
+            if let recipe = try mixedPrecision {
+                options = try QuantizationOptions(recipe: recipe)
+            } else {
+                guard let method, let wbits, let abits else {
+                    throw ValidationError("--method, --wbits and --abits are required (or give --recipe)")
+                }
+                options = QuantizationOptions(method: method, weightBits: wbits, activationBits: abits)
+                options.granularity = granularity ?? .perTensor
+            }
             options.firstLastBits = firstLastBits
-            options.granularity = granularity
             options.symmetricWeights = symmetricWeights
             options.activationRanges = actRanges
             options.perLevelActivationRanges = perLevelRanges
@@ -141,6 +152,17 @@ struct Quantize: ParsableCommand {
             options.calibration.rowsPerLayer = calibRows
             options.calibration.searchRows = searchRows
             return options
+        }
+    }
+
+    var mixedPrecision: MixedPrecisionRecipe? {
+        get throws {
+            guard let recipe else { return nil }
+            do {
+                return try MixedPrecisionRecipe.load(from: recipe)
+            } catch let error as SensitivityError {
+                throw ValidationError(error.description)
+            }
         }
     }
 
@@ -163,6 +185,9 @@ struct Quantize: ParsableCommand {
         guard modelOptions.weights != nil else { throw ValidationError("--weights is required for quantize") }
         guard calibCount >= 1 else { throw ValidationError("--calib-count must be at least 1, got \(calibCount)") }
         _ = try parts
+        if recipe != nil && (method != nil || wbits != nil || abits != nil || granularity != nil) {
+            throw ValidationError("--recipe sets the method, bits and granularity: leave out --method, --wbits, --abits and --granularity")
+        }
         do {
             try options.validate()
             _ = try calibrationImages(in: calibImages, count: calibCount, seed: seed)
@@ -177,10 +202,12 @@ struct Quantize: ParsableCommand {
         try global.apply()
         let request = QuantizeRequest(model: modelOptions.model, weights: modelOptions.weights, config: modelOptions.config,
                                       calibrationDirectory: calibImages, calibrationCount: calibCount, options: try options,
-                                      parts: try parts, mode: mode, output: out, report: report, quiet: global.quiet)
+                                      parts: try parts, mode: mode, output: out, report: report, quiet: global.quiet,
+                                      mixedPrecision: try mixedPrecision)
         let result = try runQuantize(request)
         let report = result.report
-        print("\(report.model): \(report.method.rawValue) W\(wbits)A\(abits), \(report.totals.layers) layers quantized, "
+        let bits = recipe != nil ? "mixed precision" : "W\(wbits ?? 0)A\(abits ?? 0)"
+        print("\(report.model): \(report.method.rawValue) \(bits), \(report.totals.layers) layers quantized, "
               + "\(report.totals.compensatedLayers) compensated")
         print(String(format: "calibration %.1f s (%d images), search %.1f s, total %.1f s",
                      report.calibrationSeconds, result.model.recipe.calibrationSamples, report.searchSeconds, report.wallSeconds))
