@@ -85,8 +85,14 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
     let journal = try SensitivityJournal(directory: request.output, header: header)
     defer { journal.close() }
 
+    // Per-layer ranking covers the requested parts' layers (every layer by default).
+    let rankedLayers: [String] = {
+        guard request.parts != nil else { return layerOrder }
+        let selected = Set(parts.flatMap(\.layers))
+        return layerOrder.filter(selected.contains)
+    }()
     var planned = 1 + parts.count * request.methods.count * request.bits.count
-    if request.perLayer { planned += layerOrder.count + min(request.fullLayers ?? layerOrder.count, layerOrder.count) }
+    if request.perLayer { planned += rankedLayers.count + min(request.fullLayers ?? rankedLayers.count, rankedLayers.count) }
     let progress = ProgressReporter("sensitivity", total: planned, quiet: request.quiet)
     progress.advance(by: 0)
 
@@ -192,7 +198,7 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
             return made
         }
         var proxies: [SensitivityRecord] = []
-        for layer in layerOrder {
+        for layer in rankedLayers {
             let key = "proxy|\(layer)|\(layerMethod.rawValue)|\(layerBits)"
             if let done = journal.records[key] {
                 proxies.append(done)

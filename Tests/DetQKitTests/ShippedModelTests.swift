@@ -61,11 +61,13 @@ private func iou(_ a: [Float], _ b: [Float]) -> Float {
         for image in golden.images {
             let decoded = try loadImage(at: repositoryRoot.appendingPathComponent(image.file).path)
             let found = model.detect(decoded)
-            let mine = (0..<found.count).map { i in
-                (box: Array(found.boxes[(i * 4)..<(i * 4 + 4)]), score: found.scores[i], label: found.labels[i])
+            var mine: [ShippedGolden.Detection] = []
+            for i in 0..<found.count {
+                let box: [Float] = Array(found.boxes[(i * 4)..<(i * 4 + 4)])
+                mine.append(ShippedGolden.Detection(box: box, score: found.scores[i], label: found.labels[i]))
             }
-            #expect(abs(mine.count - image.detections.count) <= 1,
-                    "\(name) \(image.file): \(mine.count) detections, torchvision \(image.detections.count)")
+            let difference = abs(mine.count - image.detections.count)
+            #expect(difference <= 1, "\(name) \(image.file): \(mine.count) detections, torchvision \(image.detections.count)")
             for expected in image.detections where expected.score > 0.3 {
                 let match = mine.contains {
                     $0.label == expected.label && iou($0.box, expected.box) > 0.99 && abs($0.score - expected.score) < 1e-3

@@ -1,0 +1,146 @@
+import Detectors
+import Foundation
+import Quantization
+import Testing
+@testable import DetQKit
+
+/// `detq sensitivity` on the shipped FCOS with a few images (the figures are small-sample;
+/// what is checked is the structure, the resume and the suggestion's contract).
+@Suite(.serialized) struct SensitivityTests {
+    static let model = "fcos_mobilenet_v2_shapes"
+    static let folder = repositoryRoot.appendingPathComponent("detectors/\(model)")
+    static let weights = folder.appendingPathComponent("weights.safetensors").path
+    static let shapes = repositoryRoot.appendingPathComponent("datasets/shapes")
+
+    func request(out: String) -> SensitivityRequest {
+        var request = SensitivityRequest(
+            model: Self.model, weights: Self.weights,
+            calibrationDirectory: Self.shapes.appendingPathComponent("calib/images").path,
+            images: Self.shapes.appendingPathComponent("val/images").path,
+            annotations: Self.shapes.appendingPathComponent("val/instances.json").path, output: out)
+        request.config = Self.folder.appendingPathComponent("config.json").path
+        request.calibrationCount = 2
+        request.limit = 4
+        request.parts = ["head.regression_head", "neck"]
+        request.bits = [LayerBits(weight: 4, activation: 4), LayerBits(weight: 8, activation: 8)]
+        request.methods = [.rtn]
+        request.perLayer = true
+        request.proxyImages = 2
+        request.fullLayers = 2
+        request.quiet = true
+        return request
+    }
+
+    func temporaryDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("detq-sensitivity-\(UUID().uuidString)").path
+    }
+
+    @Test func defaultPartsCoverTheDetectorAndItsHeadBranches() throws {
+        let model = try DetectionModel(model: Self.model, weights: nil,
+                                       configPath: Self.folder.appendingPathComponent("config.json").path)
+        let scope = QuantizationTarget.detector(model).quantizationScope(parts: Set(DetectorPart.allCases))
+        let layers = model.detector.namedModules().map(\.path).filter { scope.parts[$0] != nil }
+        let parts = try sensitivityParts(detector: model.detector, layers: layers, requested: nil)
+        #expect(parts.map(\.name) == ["all", "backbone", "neck", "head", "head.classification_head", "head.regression_head"])
+        let byName = Dictionary(uniqueKeysWithValues: parts.map { ($0.name, $0) })
+        #expect(byName["all"]?.layers == layers)
+        #expect((byName["backbone"]?.layers.count ?? 0) + (byName["neck"]?.layers.count ?? 0)
+                + (byName["head"]?.layers.count ?? 0) == layers.count)
+        #expect(byName["head.classification_head"]?.layers.contains("head.classification_head.cls_logits") == true)
+        #expect(byName["head.regression_head"]?.layers.contains("head.regression_head.bbox_ctrness") == true)
+        #expect(parts.filter(\.coarse).map(\.name) == ["backbone", "neck", "head"])
+        #expect {
+            _ = try sensitivityParts(detector: model.detector, layers: layers, requested: ["head", "rpn"])
+        } throws: { "\($0)".contains("'rpn' selects no conv or linear layer") }
+    }
+
+    @Test func spearmanRanks() throws {
+        #expect(spearmanCorrelation([1, 2, 3, 4], [10, 20, 30, 40]) == 1)
+        #expect(spearmanCorrelation([1, 2, 3, 4], [4, 3, 2, 1]) == -1)
+        // One swapped pair: 1 − 6·2 / (4·15) = 0.8.
+        #expect(abs((spearmanCorrelation([1, 2, 3, 4], [1, 3, 2, 4]) ?? 0) - 0.8) < 1e-12)
+        // Ties take the average rank: a = [1, 2.5, 2.5, 4] against b = [1, 2, 3, 4].
+        let tied = try #require(spearmanCorrelation([1, 2, 2, 3], [1, 2, 3, 4]))
+        #expect(abs(tied - 4.5 / (4.5 * 5).squareRoot()) < 1e-12)
+        #expect(spearmanCorrelation([1, 2], [2, 1]) == nil)
+        #expect(spearmanCorrelation([1, 1, 1], [1, 2, 3]) == nil)
+    }
+
+    @Test func parsesBitPairs() {
+        #expect(LayerBits(parsing: "4/8") == LayerBits(weight: 4, activation: 8))
+        for bad in ["9/4", "4/1", "4", "4/4/4", "a/4", ""] { #expect(LayerBits(parsing: bad) == nil, "\(bad)") }
+        var request = request(out: "unused")
+        request.bits = []
+        #expect(throws: SensitivityError.self) { try request.validate() }
+    }
+
+    @Test func runsResumesAndSuggests() throws {
+        let out = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        var request = request(out: out)
+        request.suggest = true
+        request.maxDrop = 100
+        let result = try runSensitivity(request)
+        #expect(result.images == 4)
+        #expect(result.fp32.count == 12 && result.fp32[0] > 0)
+        #expect(result.matrix.count == 2 * 1 * 2)
+        #expect(result.matrix.allSatisfy { $0.stats?.count == 12 && ($0.bitOperations ?? 0) > 0 })
+        // Per layer: every layer of the two parts has a proxy row, ranked; two were fully evaluated.
+        let partLayers = Set(result.parts.flatMap(\.layers))
+        #expect(Set(result.layers.map(\.layer)) == partLayers)
+        #expect(result.layers.map(\.proxyRank) == Array(1...result.layers.count))
+        #expect(result.layers.filter { $0.apDrop != nil }.count == 2)
+        #expect(result.layers.prefix(2).allSatisfy { $0.apDrop != nil })
+        #expect(result.layers.allSatisfy { (0...1).contains($0.proxyAP) && $0.scoreMapError >= 0 })
+        // The budget admits everything, so the cheapest assignment is the lowest bits on every
+        // coarse part, confirmed by its own evaluation and written as a recipe.
+        let suggestion = try #require(result.suggestion)
+        #expect(suggestion.parts == ["neck": "4/4"])
+        #expect(suggestion.measuredDrop != nil)
+        let recipe = try MixedPrecisionRecipe.load(from: try #require(suggestion.recipeFile))
+        #expect(recipe.parts == ["neck": "4/4"] && recipe.method == "rtn" && recipe.model == Self.model)
+        for file in ["sensitivity.json", "sensitivity.md", "sensitivity.svg"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")
+        }
+        let svg = try String(contentsOfFile: out + "/sensitivity.svg", encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        // A rerun reuses every journaled evaluation: no new line, the same figures.
+        let journal = out + "/evaluations.jsonl"
+        let lines = try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n").count
+        let again = try runSensitivity(request)
+        #expect(try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n").count == lines)
+        #expect(again.matrix.map(\.stats) == result.matrix.map(\.stats))
+        #expect(again.layers.map(\.layer) == result.layers.map(\.layer))
+        // Other settings in the same folder are refused, naming what differs.
+        var other = request
+        other.granularity = .perTensor
+        #expect { _ = try runSensitivity(other) } throws: { "\($0)".contains("granularity") }
+    }
+
+    @Test func recipeSetsBitsPerPart() throws {
+        let model = try DetectionModel(model: Self.model, weights: nil,
+                                       configPath: Self.folder.appendingPathComponent("config.json").path)
+        let target = QuantizationTarget.detector(model)
+        var scope = target.quantizationScope(parts: Set(DetectorPart.allCases))
+        let recipe = MixedPrecisionRecipe(format: MixedPrecisionRecipe.formatTag, model: Self.model, method: "arcq",
+                                          granularity: "per-channel",
+                                          parts: ["backbone": "8/8", "head": "4/4", "head.classification_head": "float"])
+        try applyMixedPrecision(recipe, to: &scope, target: target)
+        #expect(!scope.parts.isEmpty)
+        for (path, part) in scope.parts {
+            #expect(part != "neck" && !path.hasPrefix("head.classification_head"), "\(path)")
+            #expect(scope.bits[path] == (part == "backbone" ? LayerBits(weight: 8, activation: 8)
+                                                           : LayerBits(weight: 4, activation: 4)), "\(path)")
+        }
+        #expect(scope.parts["head.regression_head.bbox_reg"] == "head")
+        let options = try QuantizationOptions(recipe: recipe)
+        #expect(options.method == .arcq && options.granularity == .perChannel && options.weightBits == 8)
+        var wrong = recipe
+        wrong.model = "retinanet_resnet50_fpn"
+        #expect { try applyMixedPrecision(wrong, to: &scope, target: target) } throws: { "\($0)".contains("made for model") }
+        wrong = recipe
+        wrong.parts = ["head.no_such_branch": "4/4"]
+        var fresh = target.quantizationScope(parts: Set(DetectorPart.allCases))
+        #expect { try applyMixedPrecision(wrong, to: &fresh, target: target) } throws: { "\($0)".contains("no_such_branch") }
+    }
+}
