@@ -120,12 +120,12 @@ private func dropColour(_ drop: Double, scale: Double) -> String {
 /// A heat map of the part × (method, bits) AP drops and a bar chart of the worst layers.
 public func sensitivitySVG(_ result: SensitivityResult) -> String {
     let columns = matrixColumns(result)
-    let labelWidth = 230.0, cellWidth = 92.0, cellHeight = 30.0, top = 70.0
+    let labelWidth = 230.0, cellWidth = 92.0, cellHeight = 30.0, top = 92.0
     let width = max(760, labelWidth + cellWidth * Double(columns.count) + 40)
     let drops = result.matrix.compactMap { result.drop($0) }
     let scale = max(5, (drops.max() ?? 0))
     var svg: [String] = []
-    let heatHeight = top + cellHeight * Double(result.parts.count) + 50
+    let heatHeight = top + cellHeight * Double(result.parts.count) + 60
     let bars = Array(result.layers.filter { $0.apDrop != nil }.sorted { ($0.apDrop ?? 0) > ($1.apDrop ?? 0) }.prefix(15))
     let proxyBars = bars.isEmpty ? Array(result.layers.prefix(15)) : []
     let barRows = bars.isEmpty ? proxyBars.count : bars.count
@@ -157,6 +157,16 @@ public func sensitivitySVG(_ result: SensitivityResult) -> String {
                        + "fill=\"\(ink)\">\(signed(drop))</text>")
         }
     }
+    // Colour scale under the heat map.
+    let legendY = top + cellHeight * Double(result.parts.count) + 14
+    for step in 0..<10 {
+        let value = scale * Double(step) / 9
+        svg.append("<rect x=\"\(labelWidth + 18 * Double(step))\" y=\"\(legendY)\" width=\"18\" height=\"12\" "
+                   + "fill=\"\(dropColour(value, scale: scale))\" stroke=\"#ccc\"/>")
+    }
+    svg.append("<text x=\"\(labelWidth - 10)\" y=\"\(legendY + 11)\" text-anchor=\"end\" fill=\"#555\">AP points lost: 0</text>")
+    svg.append("<text x=\"\(labelWidth + 186)\" y=\"\(legendY + 11)\" fill=\"#555\">\(String(format: "%.0f", scale)) or more "
+               + "(negative = better than FP32, green)</text>")
     if barRows > 0 {
         let title = bars.isEmpty
             ? "Worst layers by the proxy (1 − AP against FP32 detections), \(result.layerMethod ?? "") W/A \(result.layerBits ?? "")"
