@@ -1,3 +1,4 @@
+import Checkpoints
 import Detectors
 import Foundation
 import ImageIO
@@ -77,5 +78,36 @@ private func iou(_ a: [Float], _ b: [Float]) -> Float {
             }
         }
         #expect(compared > 0, "\(name): no torchvision detection above 0.3 to compare")
+    }
+}
+
+@Suite struct LegacyCheckpointTests {
+    /// A RetinaNet v1 checkpoint with torchvision's pre-0.13 head keys (`conv.{2i}.weight`)
+    /// loads as torchvision 0.14 loads it, and runs the same network.
+    @Test func retinaNetLegacyHeadKeysLoad() throws {
+        let fixtures = repositoryRoot.appendingPathComponent("Tests/DetectorsTests/Fixtures/retinanet")
+        let config = fixtures.appendingPathComponent("v1_config.json").path
+        let weights = fixtures.appendingPathComponent("v1_weights.safetensors").path
+        let current = try loadCheckpoint(at: weights)
+        #expect(current.contains("head.classification_head.conv.1.0.weight"))
+        var legacy: [(key: String, tensor: StoredTensor)] = []
+        for key in current.keys {
+            var renamed = key
+            for branch in ["head.classification_head.conv.", "head.regression_head.conv."] where key.hasPrefix(branch) {
+                let rest = key.dropFirst(branch.count).split(separator: ".")
+                if rest.count == 3, let index = Int(rest[0]), rest[1] == "0" { renamed = "\(branch)\(2 * index).\(rest[2])" }
+            }
+            legacy.append((renamed, try #require(current[key])))
+        }
+        #expect(legacy.contains { $0.key == "head.regression_head.conv.6.weight" })
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("detq-legacy-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writeSafeTensors(StateDict(legacy), to: path)
+        let upgraded = upgradingLegacyRetinaNetKeys(try loadCheckpoint(at: path))
+        #expect(upgraded.keys == current.keys)
+        let fromLegacy = try DetectionModel(model: "retinanet_resnet50_fpn", weights: path, configPath: config)
+        let fromCurrent = try DetectionModel(model: "retinanet_resnet50_fpn", weights: weights, configPath: config)
+        let image = try loadImage(at: repositoryRoot.appendingPathComponent("datasets/shapes/val/images/000001.jpg").path)
+        #expect(fromLegacy.detect(image) == fromCurrent.detect(image))
     }
 }
