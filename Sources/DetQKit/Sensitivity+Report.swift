@@ -68,7 +68,8 @@ public func sensitivityMarkdown(_ result: SensitivityResult) -> String {
         lines.append("")
         lines.append("Proxy: AP of the quantized detections against the FP32 detections (score ≥ the proxy threshold) on "
                      + "the first images, and the relative RMS error of the score and box maps. "
-                     + "Layers are ranked by the proxy; the worst get a full evaluation.")
+                     + "Layers are ranked by the proxy; the worst get a full evaluation (and, with --check-layers, layers spread "
+                     + "over the rest of the ranking, to measure the proxy).")
         if let rho = result.proxyRankCorrelation {
             lines.append("")
             lines.append("Spearman correlation of the proxy's damage (1 − proxy AP) with the full AP drop over "

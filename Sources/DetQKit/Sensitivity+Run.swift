@@ -92,7 +92,10 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
         return layerOrder.filter(selected.contains)
     }()
     var planned = 1 + parts.count * request.methods.count * request.bits.count
-    if request.perLayer { planned += rankedLayers.count + min(request.fullLayers ?? rankedLayers.count, rankedLayers.count) }
+    if request.perLayer {
+        let full = min(request.fullLayers ?? rankedLayers.count, rankedLayers.count)
+        planned += rankedLayers.count + full + min(request.checkLayers, rankedLayers.count - full)
+    }
     let progress = ProgressReporter("sensitivity", total: planned, quiet: request.quiet)
     progress.advance(by: 0)
 
@@ -249,8 +252,14 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
             return ($0.scoreMapError ?? 0) + ($0.boxMapError ?? 0) > ($1.scoreMapError ?? 0) + ($1.boxMapError ?? 0)
         }
         let fullCount = min(request.fullLayers ?? ranked.count, ranked.count)
+        // The worst by the proxy, plus layers spread evenly over the rest of its ranking, so
+        // that the proxy's agreement is measured beyond the layers it picked.
+        var chosen = Array(ranked.prefix(fullCount))
+        let rest = Array(ranked.dropFirst(fullCount))
+        let checks = min(request.checkLayers, rest.count)
+        for k in 0..<checks { chosen.append(rest[(2 * k + 1) * rest.count / (2 * checks)]) }
         var drops: [String: Double] = [:]
-        for proxy in ranked.prefix(fullCount) {
+        for proxy in chosen {
             guard let layer = proxy.layer else { continue }
             let record = try evaluate(kind: "layer", key: "layer|\(layer)|\(layerMethod.rawValue)|\(layerBits)",
                                       part: proxy.part, layer: layer, method: layerMethod, bits: layerBits, layers: [layer])

@@ -36,6 +36,9 @@ public struct SensitivityRequest: Sendable {
     public var proxyScore: Float = 0.3
     /// Layers (best by the proxy's ranking, worst first) that get a full evaluation; nil: all.
     public var fullLayers: Int? = 10
+    /// Further layers, spread evenly over the rest of the proxy's ranking, that get a full
+    /// evaluation so the proxy's rank correlation covers the whole range.
+    public var checkLayers = 0
     /// Propose per-part bit widths under `maxDrop` AP points.
     public var suggest = false
     public var maxDrop = 1.0
@@ -60,6 +63,7 @@ public struct SensitivityRequest: Sendable {
         if let limit, limit < 1 { throw SensitivityError("--limit must be at least 1") }
         guard proxyImages >= 1 else { throw SensitivityError("--proxy-images must be at least 1") }
         if let fullLayers, fullLayers < 0 { throw SensitivityError("--full-layers must be >= 0 or 'all'") }
+        guard checkLayers >= 0 else { throw SensitivityError("--check-layers must be >= 0") }
         guard maxDrop >= 0 else { throw SensitivityError("--max-drop must be >= 0 (AP points)") }
     }
 }

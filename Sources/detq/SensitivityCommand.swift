@@ -65,6 +65,9 @@ struct Sensitivity: ParsableCommand {
     @Option(help: "Layers, worst by the proxy first, that get a full evaluation: a number or 'all'.")
     var fullLayers = "10"
 
+    @Option(help: "Further layers, spread over the rest of the proxy's ranking, fully evaluated to measure the proxy's rank correlation.")
+    var checkLayers = 0
+
     @Flag(help: "Propose per-part bits within --max-drop and write suggested-recipe.json.")
     var suggest = false
 
@@ -117,6 +120,7 @@ struct Sensitivity: ParsableCommand {
                 }
                 request.fullLayers = count
             }
+            request.checkLayers = checkLayers
             request.suggest = suggest
             request.maxDrop = maxDrop
             request.quiet = global.quiet
