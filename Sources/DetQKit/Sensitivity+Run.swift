@@ -73,7 +73,8 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
     let evaluator = try SensitivityEvaluator(model: model, imagesDirectory: request.images,
                                              annotations: request.annotations, limit: request.limit)
     let layerBits = request.layerBits ?? request.bits.min { $0.weight + $0.activation < $1.weight + $1.activation }!
-    let layerMethod = request.methods[0]
+    let layerMethod = request.layerMethod ?? request.methods[0]
+    let suggestMethod = request.methods[0]
 
     let header: [String: String] = [
         "model": request.model, "weights": request.weights ?? "", "config": request.config ?? "",
@@ -285,9 +286,9 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
         proxyRankCorrelation: correlation, proxyCorrelationLayers: correlationCount, suggestion: nil, wallSeconds: 0)
 
     if request.suggest {
-        result.suggestion = try suggestMixedPrecision(result, request: request, method: layerMethod) { assignment in
+        result.suggestion = try suggestMixedPrecision(result, request: request, method: suggestMethod) { assignment in
             let key = "mixed|" + assignment.keys.sorted().map { "\($0)=\(assignment[$0] ?? "float")" }.joined(separator: ",")
-                + "|\(layerMethod.rawValue)"
+                + "|\(suggestMethod.rawValue)"
             var layers: [String] = []
             var mixed: [String: LayerBits] = [:]
             for part in parts where part.coarse {
@@ -296,7 +297,7 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
                 for layer in part.layers { mixed[layer] = bits }
             }
             guard !layers.isEmpty else { return 0 }
-            let record = try evaluate(kind: "mixed", key: key, part: nil, layer: nil, method: layerMethod,
+            let record = try evaluate(kind: "mixed", key: key, part: nil, layer: nil, method: suggestMethod,
                                       bits: request.bits[0], layers: layers, mixed: mixed)
             return 100 * (fp32Stats[0] - (record.stats?[0] ?? 0))
         }

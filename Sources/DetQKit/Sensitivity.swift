@@ -30,6 +30,8 @@ public struct SensitivityRequest: Sendable {
     public var perLayer = false
     /// Bits of the per-layer runs; nil: the lowest pair of `bits`.
     public var layerBits: LayerBits?
+    /// Method of the per-layer runs; nil: the first of `methods`.
+    public var layerMethod: QuantizationMethod?
     /// Images the proxy runs on (the first of the evaluation set).
     public var proxyImages = 16
     /// FP32 detections at or above this score are the proxy's reference boxes.

@@ -11,7 +11,7 @@ struct Sensitivity: ParsableCommand {
             --bits pair with each --methods entry, evaluates it on --images, and reports AP and the drop from \
             FP32. --per-layer ranks single layers with a cheap proxy (AP against the FP32 detections and the \
             error of the score/box maps on --proxy-images images) and fully evaluates the worst --full-layers. \
-            --suggest proposes per-part bits within --max-drop AP points and writes suggested-recipe.json for \
+            --suggest proposes per-part bits (with the first of --methods) within --max-drop AP points and writes suggested-recipe.json for \
             `detq quantize --recipe`. Writes sensitivity.json, sensitivity.md and sensitivity.svg into --out; \
             every finished evaluation is journaled there, so a rerun with the same settings resumes.
             Example: detq sensitivity --model fcos_mobilenet_v2_shapes \\
@@ -56,8 +56,11 @@ struct Sensitivity: ParsableCommand {
     @Flag(help: "Also rank single layers (each quantized alone).")
     var perLayer = false
 
-    @Option(help: "Bits of the per-layer runs (default: the lowest pair of --bits); the method is the first of --methods.")
+    @Option(help: "Bits of the per-layer runs (default: the lowest pair of --bits).")
     var layerBits: String?
+
+    @Option(help: "Method of the per-layer runs (default: the first of --methods).")
+    var layerMethod: QuantizationMethod?
 
     @Option(help: "Images the per-layer proxy runs on.")
     var proxyImages = 16
@@ -111,6 +114,7 @@ struct Sensitivity: ParsableCommand {
                 }
                 request.layerBits = parsed
             }
+            request.layerMethod = layerMethod
             request.proxyImages = proxyImages
             if fullLayers == "all" {
                 request.fullLayers = nil

@@ -1,0 +1,177 @@
+"""Runs `detq sensitivity` on every shipped detector and writes eval/reports/sensitivity.md.
+
+For each detectors/*_shapes model with weights: the part × bit-width matrix (ARCQ and RTN,
+per-channel weights, W8A8 / W4A8 / W4A4), the per-layer ranking at W4A4 (RTN: the method whose
+single-layer damage is large enough to rank) with the proxy's rank correlation, and the mixed-precision
+suggestion under a 1 AP budget. Each model's sensitivity.json/.md/.svg are copied to
+eval/reports/sensitivity/; the summary compares head and backbone sensitivity across the families.
+
+Standard library only; needs the built detq (`swift build -c release`).
+Usage: python3 eval/sensitivity_report.py [--models a,b] [--limit N] [--detq PATH]
+A killed run resumes (detq journals every evaluation in out/sensitivity/<model>/).
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPORTS = os.path.join(REPO, "eval", "reports")
+
+
+def shipped_models():
+    names = []
+    for folder in sorted(glob.glob(os.path.join(REPO, "detectors", "*_shapes"))):
+        if os.path.exists(os.path.join(folder, "weights.safetensors")) and os.path.exists(os.path.join(folder, "config.json")):
+            names.append(os.path.basename(folder))
+    return names
+
+
+def command(args, model):
+    return [
+        args.detq, "sensitivity", "--model", model,
+        "--weights", f"detectors/{model}/weights.safetensors",
+        "--calib-images", "datasets/shapes/calib/images", "--calib-count", "32",
+        "--images", "datasets/shapes/val/images", "--annotations", "datasets/shapes/val/instances.json",
+        "--limit", str(args.limit),
+        "--bits", "8/8,4/8,4/4", "--methods", "arcq,rtn", "--granularity", "per-channel",
+        "--per-layer", "--layer-bits", "4/4", "--layer-method", "rtn", "--proxy-images", "16",
+        "--full-layers", str(args.full_layers), "--check-layers", str(args.check_layers),
+        "--suggest", "--max-drop", "1.0",
+        "--out", os.path.join("out", "sensitivity", model),
+    ]
+
+
+def drop(result, part, method, bits):
+    for record in result["matrix"]:
+        if record["key"] == f"part|{part}|{method}|{bits}" and record.get("stats"):
+            return 100 * (result["fp32"][0] - record["stats"][0])
+    return None
+
+
+def fmt(value):
+    return "" if value is None else f"{value:.1f}"
+
+
+def family(model):
+    return {"fcos": "FCOS", "retinanet": "RetinaNet", "ssdlite": "SSDlite", "fasterrcnn": "Faster R-CNN"}.get(
+        model.split("_")[0], model)
+
+
+def write_summary(results, args, commands):
+    lines = ["# Quantization sensitivity of the shipped detectors", ""]
+    lines.append(f"Made by `python3 eval/sensitivity_report.py --limit {args.limit}` (detq sensitivity on each "
+                 "`detectors/*_shapes` model; 2 shared CPU cores). Evaluation: the first "
+                 f"{args.limit} images of `datasets/shapes/val`; calibration: the 32 images of "
+                 "`datasets/shapes/calib`; per-channel weights; the first conv stays W8A8 and linear layers "
+                 "W8A8 as in every detq quantization. Drops are FP32 − quantized in AP points (AP × 100); "
+                 "positive = lost. Per-model tables, layer rankings and charts: `eval/reports/sensitivity/`.")
+    lines.append("")
+    lines.append("## Head versus backbone, one part quantized at a time")
+    lines.append("")
+    header = ["model", "FP32 AP"]
+    columns = [(part, method, bits) for method in ("rtn", "arcq") for bits in ("4/4", "4/8")
+               for part in ("backbone", "neck", "head")]
+    header += [f"{part} {method} W{bits.replace('/', 'A')}" for part, method, bits in columns]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for model, result in results.items():
+        row = [f"{model} ({family(model)})", f"{100 * result['fp32'][0]:.1f}"]
+        row += [fmt(drop(result, *c)) for c in columns]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append("## Head branches (W4A4, RTN / ARCQ)")
+    lines.append("")
+    lines.append("| model | branch | layers | RTN drop | ARCQ drop |")
+    lines.append("|---|---|---:|---:|---:|")
+    for model, result in results.items():
+        for part in result["parts"]:
+            if part["coarse"] or part["name"] == "all":
+                continue
+            lines.append(f"| {model} | `{part['name']}` | {len(part['layers'])} | "
+                         f"{fmt(drop(result, part['name'], 'rtn', '4/4'))} | {fmt(drop(result, part['name'], 'arcq', '4/4'))} |")
+    lines.append("")
+    lines.append("## Single layers (RTN W4A4, one layer quantized) and the proxy")
+    lines.append("")
+    lines.append("The proxy ranks every layer from 16 images (AP of the quantized detections against the FP32 "
+                 f"detections, then score/box map error); the worst {args.full_layers} by the proxy and "
+                 f"{args.check_layers} more spread over the rest of its ranking get a full evaluation. "
+                 "ρ is Spearman's rank correlation between the proxy's damage and the full AP drop over those layers.")
+    lines.append("")
+    lines.append("| model | layers ranked | fully evaluated | ρ (proxy vs AP drop) | worst layers (AP drop) |")
+    lines.append("|---|---:|---:|---:|---|")
+    for model, result in results.items():
+        evaluated = [row for row in result["layers"] if row.get("apDrop") is not None]
+        worst = sorted(evaluated, key=lambda r: -r["apDrop"])[:3]
+        rho = result.get("proxyRankCorrelation")
+        lines.append(f"| {model} | {len(result['layers'])} | {len(evaluated)} | "
+                     f"{'' if rho is None else f'{rho:.2f}'} | "
+                     + ", ".join(f"`{r['layer']}` ({r['apDrop']:.1f})" for r in worst) + " |")
+    lines.append("")
+    lines.append("## Suggested mixed precision (ARCQ, budget 1 AP point)")
+    lines.append("")
+    lines.append("| model | backbone | neck | head | estimated drop | measured drop |")
+    lines.append("|---|---|---|---|---:|---:|")
+    for model, result in results.items():
+        s = result.get("suggestion") or {}
+        parts = s.get("parts", {})
+        measured = s.get("measuredDrop")
+        lines.append(f"| {model} | {parts.get('backbone', '')} | {parts.get('neck', '')} | {parts.get('head', '')} | "
+                     f"{s.get('estimatedDrop', 0):.2f} | {'' if measured is None else f'{measured:.2f}'} |")
+    lines.append("")
+    lines.append("## Reading")
+    lines.append("")
+    lines.append(args.reading or "(to be written after looking at the figures)")
+    lines.append("")
+    lines.append("## Commands")
+    lines.append("")
+    lines.append("```")
+    lines.extend(" ".join(c) for c in commands)
+    lines.append("```")
+    with open(os.path.join(REPORTS, "sensitivity.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", help="comma-separated (default: every shipped model)")
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--full-layers", type=int, default=8)
+    parser.add_argument("--check-layers", type=int, default=8)
+    parser.add_argument("--detq", default=os.path.join(REPO, ".build", "release", "detq"))
+    parser.add_argument("--reading", help="a file with the reading paragraph(s) for the report")
+    parser.add_argument("--summary-only", action="store_true", help="rewrite the summary from the copied JSON files")
+    args = parser.parse_args()
+    if args.reading:
+        with open(args.reading) as f:
+            args.reading = f.read().strip()
+    models = args.models.split(",") if args.models else shipped_models()
+    os.makedirs(os.path.join(REPORTS, "sensitivity"), exist_ok=True)
+    commands = []
+    for model in models:
+        cmd = command(args, model)
+        commands.append(cmd)
+        if args.summary_only:
+            continue
+        start = time.time()
+        print(f"== {model}", flush=True)
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        print(f"   {time.time() - start:.0f} s", flush=True)
+        for ext in ("json", "md", "svg"):
+            shutil.copy(os.path.join(REPO, "out", "sensitivity", model, f"sensitivity.{ext}"),
+                        os.path.join(REPORTS, "sensitivity", f"{model}.{ext}"))
+    results = {}
+    for path in sorted(glob.glob(os.path.join(REPORTS, "sensitivity", "*.json"))):
+        with open(path) as f:
+            results[os.path.basename(path)[:-5]] = json.load(f)
+    commands = [command(args, m) for m in results]
+    write_summary(results, args, commands)
+    print(f"wrote {os.path.join(REPORTS, 'sensitivity.md')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
