@@ -2,12 +2,19 @@
 import Detectors
 import Foundation
 import Layers
+import Quantization
 import TensorCore
 
 /// Benchmarks `model` (a classifier or a detector) on a seeded random input. Without weights
 /// every parameter gets seeded random values, so the arithmetic is realistic (no zeros).
+///
+/// With `quantized` (a `detq quantize` file made for the same model and weights) the quantized
+/// model runs, in `mode` (default: the file's).
 public func runBenchmark(model: String, weights: String?, configPath: String?, size: (Int, Int)?,
-                         runs: Int) throws -> BenchmarkResult {
+                         runs: Int, quantized: String? = nil, mode: ExecutionMode? = nil) throws -> BenchmarkResult {
+    if quantized != nil && weights == nil {
+        throw ModelDescriptionError("--quantized needs the --weights it was made from")
+    }
     let url = try ModelCatalog.configURL(model: model, configPath: configPath)
     struct Task: Decodable { var task: String? }
     let task = try ModelCatalog.decode(Task.self, from: url).task ?? "detection"
@@ -16,6 +23,7 @@ public func runBenchmark(model: String, weights: String?, configPath: String?, s
         let config = try ModelCatalog.decode(ClassifierConfig.self, from: url)
         let network = try makeClassifier(config)
         try prepare(network, weights: weights)
+        if let quantized { _ = try installQuantized(quantized, on: network, modelName: model, mode: mode) }
         let (h, w) = size ?? (config.cropSize, config.cropSize)
         let input = Tensor.randomUniform([1, 3, h, w], low: -2, high: 2, generator: &generator)
         return benchmark(model: network, name: model, inputShape: input.shape, runs: runs) { _ = network(input) }
@@ -23,6 +31,7 @@ public func runBenchmark(model: String, weights: String?, configPath: String?, s
     let config = try ModelCatalog.decode(DetectorConfig.self, from: url)
     let detector = try makeDetector(config)
     try prepare(detector, weights: weights)
+    if let quantized { _ = try installQuantized(quantized, on: detector, modelName: model, mode: mode) }
     let (h, w) = size ?? (config.fixedSize.map { ($0[0], $0[1]) } ?? (config.minSize, config.minSize * 4 / 3))
     let image = Tensor.randomUniform([3, h, w], generator: &generator)
     return benchmark(model: detector, name: model, inputShape: [1, 3, h, w], runs: runs) { _ = detector([image]) }

@@ -9,6 +9,7 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var quantizedOptions: QuantizedModelOptions
 
     @Option(help: "Input size HxW (default: the model's own: 224x224 for classifiers, the config's size for detectors).")
     var size: String?
@@ -33,7 +34,8 @@ struct Bench: ParsableCommand {
         try global.apply()
         let size = self.size.flatMap(parseSize)
         let result = try runBenchmark(model: modelOptions.model, weights: modelOptions.weights,
-                                      configPath: modelOptions.config, size: size, runs: runs)
+                                      configPath: modelOptions.config, size: size, runs: runs,
+                                      quantized: quantizedOptions.quantized, mode: quantizedOptions.mode)
         print(result.table)
         if let json { try writeAtomically(try encodeJSON(result), to: json) }
     }

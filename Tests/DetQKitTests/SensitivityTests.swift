@@ -147,3 +147,29 @@ import Testing
         #expect { try applyMixedPrecision(wrong, to: &fresh, target: target) } throws: { "\($0)".contains("no_such_branch") }
     }
 }
+
+@Suite struct QuantizedBenchTests {
+    /// `bench --quantized` times the quantized model in either mode, and needs the weights the
+    /// file was made from.
+    @Test func benchRunsAQuantizedModel() throws {
+        let model = SensitivityTests.model
+        let folder = SensitivityTests.folder
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("detq-bench-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        _ = try runQuantize(QuantizeRequest(
+            model: model, weights: SensitivityTests.weights, config: folder.appendingPathComponent("config.json").path,
+            calibrationDirectory: SensitivityTests.shapes.appendingPathComponent("calib/images").path, calibrationCount: 1,
+            options: QuantizationOptions(method: .rtn, weightBits: 8, activationBits: 8), parts: Set(DetectorPart.allCases),
+            mode: .simulated, output: file, report: nil, quiet: true))
+        for mode in [ExecutionMode.simulated, .integer] {
+            let result = try runBenchmark(model: model, weights: SensitivityTests.weights,
+                                          configPath: folder.appendingPathComponent("config.json").path, size: (64, 64),
+                                          runs: 1, quantized: file, mode: mode)
+            #expect(result.medianMilliseconds > 0 && result.rows.contains { $0.kind.hasPrefix("conv") })
+        }
+        #expect(throws: (any Error).self) {
+            _ = try runBenchmark(model: model, weights: nil, configPath: folder.appendingPathComponent("config.json").path,
+                                 size: (64, 64), runs: 1, quantized: file)
+        }
+    }
+}
