@@ -1,7 +1,7 @@
 """Runs `detq sensitivity` on every shipped detector and writes eval/reports/sensitivity.md.
 
 For each detectors/*_shapes model with weights: the part × bit-width matrix (ARCQ and RTN,
-per-channel weights, W8A8 / W4A8 / W4A4), the per-layer ranking at W4A4 (RTN: the method whose
+per-channel weights, W8A8 and W4A4), the per-layer ranking at W4A4 (RTN: the method whose
 single-layer damage is large enough to rank) with the proxy's rank correlation, and the mixed-precision
 suggestion under a 1 AP budget. Each model's sensitivity.json/.md/.svg are copied to
 eval/reports/sensitivity/; the summary compares head and backbone sensitivity across the families.
@@ -38,8 +38,8 @@ def command(args, model):
         "--calib-images", "datasets/shapes/calib/images", "--calib-count", "32",
         "--images", "datasets/shapes/val/images", "--annotations", "datasets/shapes/val/instances.json",
         "--limit", str(args.limit),
-        "--bits", "8/8,4/8,4/4", "--methods", "arcq,rtn", "--granularity", "per-channel",
-        "--per-layer", "--layer-bits", "4/4", "--layer-method", "rtn", "--proxy-images", "16",
+        "--bits", "8/8,4/4", "--methods", "arcq,rtn", "--granularity", "per-channel",
+        "--per-layer", "--layer-bits", "4/4", "--layer-method", "rtn", "--proxy-images", "8",
         "--full-layers", str(args.full_layers), "--check-layers", str(args.check_layers),
         "--suggest", "--max-drop", "1.0",
         "--out", os.path.join("out", "sensitivity", model),
@@ -74,7 +74,7 @@ def write_summary(results, args, commands):
     lines.append("## Head versus backbone, one part quantized at a time")
     lines.append("")
     header = ["model", "FP32 AP"]
-    columns = [(part, method, bits) for method in ("rtn", "arcq") for bits in ("4/4", "4/8")
+    columns = [(part, method, bits) for method in ("rtn", "arcq") for bits in ("4/4", "8/8")
                for part in ("backbone", "neck", "head")]
     header += [f"{part} {method} W{bits.replace('/', 'A')}" for part, method, bits in columns]
     lines.append("| " + " | ".join(header) + " |")
@@ -97,7 +97,7 @@ def write_summary(results, args, commands):
     lines.append("")
     lines.append("## Single layers (RTN W4A4, one layer quantized) and the proxy")
     lines.append("")
-    lines.append("The proxy ranks every layer from 16 images (AP of the quantized detections against the FP32 "
+    lines.append("The proxy ranks every layer from 8 images (AP of the quantized detections against the FP32 "
                  f"detections, then score/box map error); the worst {args.full_layers} by the proxy and "
                  f"{args.check_layers} more spread over the rest of its ranking get a full evaluation. "
                  "ρ is Spearman's rank correlation between the proxy's damage and the full AP drop over those layers.")
@@ -139,9 +139,9 @@ def write_summary(results, args, commands):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated (default: every shipped model)")
-    parser.add_argument("--limit", type=int, default=200)
-    parser.add_argument("--full-layers", type=int, default=8)
-    parser.add_argument("--check-layers", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--full-layers", type=int, default=6)
+    parser.add_argument("--check-layers", type=int, default=6)
     parser.add_argument("--detq", default=os.path.join(REPO, ".build", "release", "detq"))
     parser.add_argument("--reading", help="a file with the reading paragraph(s) for the report")
     parser.add_argument("--summary-only", action="store_true", help="rewrite the summary from the copied JSON files")
