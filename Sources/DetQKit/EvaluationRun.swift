@@ -154,19 +154,7 @@ public func runEvaluation(model: DetectionModel, imagesDirectory: String, annota
                           quiet: Bool) throws -> EvaluationSummary {
     let groundTruth = try loadInstances(path: annotations)
     let selected = selection.apply(to: groundTruth.images.map(\.id))
-    let byID = Dictionary(groundTruth.images.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-    // Every image must exist before any work starts.
-    var files: [Int: String] = [:]
-    for id in selected {
-        guard let name = byID[id]?.fileName else {
-            throw EvaluationRunError("\(annotations): image \(id) has no file_name")
-        }
-        let path = URL(fileURLWithPath: imagesDirectory).appendingPathComponent(name).path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw EvaluationRunError("image \(id): \(path) not found")
-        }
-        files[id] = path
-    }
+    let files = try imageFiles(of: groundTruth, ids: selected, in: imagesDirectory, annotations: annotations)
     let journal = try resultsPath.map { try ResultsJournal(path: $0 + ".partial", resume: resume) }
     defer { journal?.close() }
     var results: [Int: [ResultRecord]] = journal?.done ?? [:]
@@ -189,10 +177,7 @@ public func runEvaluation(model: DetectionModel, imagesDirectory: String, annota
         try? FileManager.default.removeItem(atPath: resultsPath + ".partial")
     }
     // Evaluate on the selected images only (pycocotools' params.imgIds), all categories.
-    let keep = Set(selected)
-    let subset = COCODataset(images: groundTruth.images.filter { keep.contains($0.id) },
-                             annotations: groundTruth.annotations.filter { keep.contains($0.imageId) },
-                             categories: groundTruth.categories)
+    let subset = groundTruth.restricted(to: selected)
     let detections = records.map {
         COCODetection(imageId: $0.image_id, categoryId: $0.category_id,
                       bbox: COCOBox(x: $0.bbox[0], y: $0.bbox[1], width: $0.bbox[2], height: $0.bbox[3]), score: $0.score)
@@ -201,6 +186,34 @@ public func runEvaluation(model: DetectionModel, imagesDirectory: String, annota
     let evaluation = COCOEvaluator(groundTruth: subset, results: cocoResults).run()
     return EvaluationSummary(evaluation: evaluation, images: selected.count, wallSeconds: wall,
                              imagesPerSecond: todo.isEmpty ? 0 : Double(todo.count) / max(wall, 1e-9))
+}
+
+/// The paths of images `ids` of `groundTruth` in `imagesDirectory`; every one must exist
+/// (checked before any work starts), errors name the annotations file or the image.
+func imageFiles(of groundTruth: COCODataset, ids: [Int], in imagesDirectory: String,
+                annotations: String) throws -> [Int: String] {
+    let byID = Dictionary(groundTruth.images.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    var files: [Int: String] = [:]
+    for id in ids {
+        guard let name = byID[id]?.fileName else {
+            throw EvaluationRunError("\(annotations): image \(id) has no file_name")
+        }
+        let path = URL(fileURLWithPath: imagesDirectory).appendingPathComponent(name).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw EvaluationRunError("image \(id): \(path) not found")
+        }
+        files[id] = path
+    }
+    return files
+}
+
+extension COCODataset {
+    /// The images `ids` and their annotations (pycocotools' `params.imgIds`), all categories.
+    func restricted(to ids: some Sequence<Int>) -> COCODataset {
+        let keep = Set(ids)
+        return COCODataset(images: images.filter { keep.contains($0.id) },
+                           annotations: annotations.filter { keep.contains($0.imageId) }, categories: categories)
+    }
 }
 
 /// The `--report` object: `cocoeval --json`'s stats and per-category table, plus the model,

@@ -220,25 +220,11 @@ final class SensitivityEvaluator {
         self.model = model
         let all = try loadInstances(path: annotations)
         let selected = ImageSelection(limit: limit).apply(to: all.images.map(\.id))
-        let byID = Dictionary(all.images.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        var images: [RGBImage] = []
-        for id in selected {
-            guard let name = byID[id]?.fileName else {
-                throw EvaluationRunError("\(annotations): image \(id) has no file_name")
-            }
-            let path = URL(fileURLWithPath: imagesDirectory).appendingPathComponent(name).path
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw EvaluationRunError("image \(id): \(path) not found")
-            }
-            images.append(try loadImage(at: path))
-        }
-        guard !images.isEmpty else { throw EvaluationRunError("\(annotations): no images to evaluate") }
+        let files = try imageFiles(of: all, ids: selected, in: imagesDirectory, annotations: annotations)
+        guard !selected.isEmpty else { throw EvaluationRunError("\(annotations): no images to evaluate") }
         imageIDs = selected
-        self.images = images
-        let keep = Set(selected)
-        groundTruth = COCODataset(images: all.images.filter { keep.contains($0.id) },
-                                  annotations: all.annotations.filter { keep.contains($0.imageId) },
-                                  categories: all.categories)
+        images = try selected.map { try loadImage(at: files[$0] ?? "") }
+        groundTruth = all.restricted(to: selected)
     }
 
     func detect(count: Int? = nil) -> [Detections] {
@@ -257,12 +243,7 @@ final class SensitivityEvaluator {
             }
         }
         var truth = reference ?? groundTruth
-        if detections.count < imageIDs.count {
-            let keep = Set(ids)
-            truth = COCODataset(images: truth.images.filter { keep.contains($0.id) },
-                                annotations: truth.annotations.filter { keep.contains($0.imageId) },
-                                categories: truth.categories)
-        }
+        if detections.count < imageIDs.count { truth = truth.restricted(to: ids) }
         let results = try COCOResults(detections: records, groundTruth: truth)
         return COCOEvaluator(groundTruth: truth, results: results).run().stats
     }
@@ -279,9 +260,8 @@ final class SensitivityEvaluator {
                                                   area: box.width * box.height))
             }
         }
-        let keep = Set(imageIDs.prefix(detections.count))
-        return COCODataset(images: groundTruth.images.filter { keep.contains($0.id) }, annotations: annotations,
-                           categories: groundTruth.categories)
+        let images = groundTruth.restricted(to: imageIDs.prefix(detections.count)).images
+        return COCODataset(images: images, annotations: annotations, categories: groundTruth.categories)
     }
 }
 

@@ -13,6 +13,34 @@ public protocol SSDFeatureExtractor: Module {
     var partPrefixes: [(prefix: String, part: DetectorPart)] { get }
 }
 
+/// An SSDlite extractor: body stages (`features.i`) then extra blocks (`extra.i`), each
+/// yielding one feature map; the body is the backbone, the extra blocks the neck.
+public protocol StagedSSDFeatureExtractor: SSDFeatureExtractor {
+    var features: [Sequential] { get }
+    var extra: [Sequential] { get }
+}
+
+extension StagedSSDFeatureExtractor {
+    public var children: [(name: String, module: any Module)] {
+        features.enumerated().map { ("features.\($0.offset)", $0.element as any Module) }
+            + extra.enumerated().map { ("extra.\($0.offset)", $0.element as any Module) }
+    }
+
+    public var partPrefixes: [(prefix: String, part: DetectorPart)] {
+        [("features", .backbone), ("extra", .neck)]
+    }
+
+    public func featureMaps(_ input: Tensor) -> [Tensor] {
+        var x = input
+        var outputs: [Tensor] = []
+        for block in features + extra {
+            x = block(x)
+            outputs.append(x)
+        }
+        return outputs
+    }
+}
+
 /// SSD: fixed-size transform → feature extractor (`backbone`) → `head` (box codes and class
 /// logits per default box) → default boxes → postprocess.
 ///

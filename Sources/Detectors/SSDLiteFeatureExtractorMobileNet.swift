@@ -14,7 +14,7 @@ import TensorCore
 /// - `extra.0…3`: 1×1 conv to half the width, 3×3 depthwise stride 2, 1×1 conv, each with
 ///   batch norm and ReLU6 (`extra.i.j.0` conv, `.1` norm), to 512, 256, 256, 128 channels times
 ///   `extraWidthMultiplier` (at least `minDepth`).
-public final class SSDLiteFeatureExtractorMobileNet: SSDFeatureExtractor {
+public final class SSDLiteFeatureExtractorMobileNet: StagedSSDFeatureExtractor {
     public let features: [Sequential]
     public let extra: [Sequential]
     public let outChannels: [Int]
@@ -59,24 +59,5 @@ public final class SSDLiteFeatureExtractorMobileNet: SSDFeatureExtractor {
         ]
         outChannels = [cut.expandedChannels, last,
                        depth(512), depth(256), depth(256), depth(128)]
-    }
-
-    public var children: [(name: String, module: any Module)] {
-        features.enumerated().map { ("features.\($0.offset)", $0.element as any Module) }
-            + extra.enumerated().map { ("extra.\($0.offset)", $0.element as any Module) }
-    }
-
-    public var partPrefixes: [(prefix: String, part: DetectorPart)] {
-        [("features", .backbone), ("extra", .neck)]
-    }
-
-    public func featureMaps(_ input: Tensor) -> [Tensor] {
-        var x = input
-        var outputs: [Tensor] = []
-        for block in features + extra {
-            x = block(x)
-            outputs.append(x)
-        }
-        return outputs
     }
 }

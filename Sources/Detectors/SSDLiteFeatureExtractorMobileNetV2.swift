@@ -10,7 +10,7 @@ import TensorCore
 /// half the output width, a 3×3 depthwise conv with stride 2 and a 1×1 conv to the output
 /// width, each followed by batch norm and ReLU6, convs without bias (the blocks of
 /// torchvision's SSDlite).
-public final class SSDLiteFeatureExtractorMobileNetV2: SSDFeatureExtractor {
+public final class SSDLiteFeatureExtractorMobileNetV2: StagedSSDFeatureExtractor {
     public let features: [Sequential]
     public let extra: [Sequential]
     public let outChannels: [Int]
@@ -56,24 +56,5 @@ public final class SSDLiteFeatureExtractorMobileNetV2: SSDFeatureExtractor {
         self.features = features
         self.extra = extra
         outChannels = channels + extraOutChannels
-    }
-
-    public var children: [(name: String, module: any Module)] {
-        features.enumerated().map { ("features.\($0.offset)", $0.element as any Module) }
-            + extra.enumerated().map { ("extra.\($0.offset)", $0.element as any Module) }
-    }
-
-    public var partPrefixes: [(prefix: String, part: DetectorPart)] {
-        [("features", .backbone), ("extra", .neck)]
-    }
-
-    public func featureMaps(_ input: Tensor) -> [Tensor] {
-        var x = input
-        var outputs: [Tensor] = []
-        for block in features + extra {
-            x = block(x)
-            outputs.append(x)
-        }
-        return outputs
     }
 }

@@ -43,33 +43,43 @@ def _ssdlite(shapes):
         "topk_candidates": shapes["topk_candidates"],
         "default_boxes": {"aspect_ratios": boxes["aspect_ratios"], "scales": boxes["scales"], "clip": boxes["clip"]},
         "head": {"in_channels": head["in_channels"], "batch_norm_eps": head["batch_norm_eps"]},
-        "categories": shapes["categories"],
-        "label_to_category": shapes["label_to_category_id"],
+        **_categories(shapes),
     })
     if boxes["steps"] is not None:
         config["default_boxes"]["steps"] = boxes["steps"]
     return config
 
 
-def _fasterrcnn(shapes):
-    backbone, fpn, transform, rpn, roi = (shapes["backbone"], shapes["fpn"], shapes["transform"], shapes["rpn"],
-                                          shapes["roi_heads"])
-    if rpn["box_coder_weights"] != [1.0, 1.0, 1.0, 1.0] or rpn["min_box_size"] != 1e-3:
-        raise SystemExit("detq_config: detq's RPN has box coder weights (1, 1, 1, 1) and min size 1e-3")
-    if roi["box_head"]["type"] != "two_mlp_head":
-        raise SystemExit(f"detq_config: box head {roi['box_head']['type']!r} is not converted")
-    pool = roi["box_roi_pool"]
-    config = _common(shapes, transform)
-    config["backbone"] = {
+def _fpn_backbone(backbone, fpn):
+    extra = fpn["extra_blocks"]
+    config = {
         "name": backbone["name"],
         "width_mult": backbone["width_mult"],
         "returned_layers": sorted(int(k) for k in backbone["return_layers"]),
         "in_channels": backbone["in_channels_list"],
         "fpn_out_channels": fpn["out_channels"],
-        "extra_blocks": {"last_level_p6p7": "p6p7", "last_level_max_pool": "maxpool"}[fpn["extra_blocks"]["type"]],
+        "extra_blocks": {"last_level_p6p7": "p6p7", "last_level_max_pool": "maxpool"}[extra["type"]],
         "fpn_batch_norm": fpn["norm_layer"] is not None,
         "batch_norm_eps": backbone["batch_norm_eps"],
     }
+    if extra["type"] == "last_level_p6p7":
+        config["p6p7_in_channels"] = extra["in_channels"]
+    return config
+
+
+def _categories(shapes):
+    return {"categories": shapes["categories"], "label_to_category": shapes["label_to_category_id"]}
+
+
+def _fasterrcnn(shapes):
+    rpn, roi = shapes["rpn"], shapes["roi_heads"]
+    if rpn["box_coder_weights"] != [1.0, 1.0, 1.0, 1.0] or rpn["min_box_size"] != 1e-3:
+        raise SystemExit("detq_config: detq's RPN has box coder weights (1, 1, 1, 1) and min size 1e-3")
+    if roi["box_head"]["type"] != "two_mlp_head":
+        raise SystemExit(f"detq_config: box head {roi['box_head']['type']!r} is not converted")
+    pool = roi["box_roi_pool"]
+    config = _common(shapes, shapes["transform"])
+    config["backbone"] = _fpn_backbone(shapes["backbone"], shapes["fpn"])
     config.update({
         "score_thresh": roi["score_thresh"],
         "nms_thresh": roi["nms_thresh"],
@@ -91,53 +101,24 @@ def _fasterrcnn(shapes):
             "featmap_names": pool["featmap_names"],
             "box_coder_weights": roi["bbox_reg_weights"],
         },
-        "categories": shapes["categories"],
-        "label_to_category": shapes["label_to_category_id"],
+        **_categories(shapes),
     })
     return config
 
 
-def detq_config(shapes):
-    family = shapes["family"]
-    if family == "ssdlite":
-        return _ssdlite(shapes)
-    if family == "fasterrcnn":
-        return _fasterrcnn(shapes)
-    if family not in ("fcos", "retinanet"):
-        raise SystemExit(f"detq_config: unknown family {family!r}")
-    backbone, fpn, transform = shapes["backbone"], shapes["fpn"], shapes["transform"]
-    returned = sorted(int(k) for k in backbone["return_layers"])
-    extra = fpn["extra_blocks"]
-    config = {
-        "architecture": shapes["name"],
-        "family": family,
-        "backbone": {
-            "name": backbone["name"],
-            "width_mult": backbone["width_mult"],
-            "returned_layers": returned,
-            "in_channels": backbone["in_channels_list"],
-            "fpn_out_channels": fpn["out_channels"],
-            "extra_blocks": {"last_level_p6p7": "p6p7", "last_level_max_pool": "maxpool"}[extra["type"]],
-            "fpn_batch_norm": fpn["norm_layer"] is not None,
-            "batch_norm_eps": backbone["batch_norm_eps"],
-        },
-        "num_classes": shapes["num_classes"],
-        "min_size": transform["min_size"],
-        "max_size": transform["max_size"],
-        "image_mean": transform["image_mean"],
-        "image_std": transform["image_std"],
-        "size_divisible": transform["size_divisible"],
+def _dense(shapes):
+    """fcos and retinanet: FPN backbone, dense head."""
+    config = _common(shapes, shapes["transform"])
+    config["backbone"] = _fpn_backbone(shapes["backbone"], shapes["fpn"])
+    config.update({
         "score_thresh": shapes["score_thresh"],
         "nms_thresh": shapes["nms_thresh"],
         "detections_per_img": shapes["detections_per_img"],
         "topk_candidates": shapes["topk_candidates"],
         "anchor_sizes": shapes["anchor_generator"]["sizes"],
         "aspect_ratios": shapes["anchor_generator"]["aspect_ratios"],
-        "categories": shapes["categories"],
-        "label_to_category": shapes["label_to_category_id"],
-    }
-    if extra["type"] == "last_level_p6p7":
-        config["backbone"]["p6p7_in_channels"] = extra["in_channels"]
+        **_categories(shapes),
+    })
     head = shapes["head"]
     config["head"] = {"num_convs": head["num_convs"]}
     if head.get("norm_layer") == "group_norm":
@@ -149,6 +130,13 @@ def detq_config(shapes):
     else:
         config["head"]["box_coder_weights"] = coder["weights"]
     return config
+
+
+def detq_config(shapes):
+    converters = {"ssdlite": _ssdlite, "fasterrcnn": _fasterrcnn, "fcos": _dense, "retinanet": _dense}
+    if shapes["family"] not in converters:
+        raise SystemExit(f"detq_config: unknown family {shapes['family']!r}")
+    return converters[shapes["family"]](shapes)
 
 
 if __name__ == "__main__":
