@@ -4,10 +4,15 @@ import TensorCore
 
 /// The executor of one quantized layer (installed on its `Conv2d`/`Linear`).
 ///
-/// - `simulated`: `conv(s_a·X_c, s_w·W_c) + bias + s_a·s_w·C` in float.
-/// - `integer`: `A = X_c ⊛ W_c` and `C = roundDivHalfEven(Q_a·(X_c ⊛ D_w) + Q_w·(D_a ⊛ W_c), Q_a·Q_w)`
-///   exactly (im2col of the centred integers, Float64 GEMM: exact below 2^53), then one float
-///   rescale per output, `s_a·s_w·(A + C) + bias`.
+/// Both modes compute `A = X_c ⊛ W_c` and the compensation
+/// `C = roundDivHalfEven(Q_a·(X_c ⊛ D_w) + Q_w·(D_a ⊛ W_c), Q_a·Q_w)` on the centred integers,
+/// then one float rescale per output, `s_a·s_w·(A + C) + bias`, with the same operations:
+/// - `simulated`: the convolutions run in Float32 (the model's own conv kernels and sgemm) over
+///   the integer codes held as floats. Every product and partial sum is an integer, exact while
+///   its magnitude stays below 2^24 (always for 4-bit operands: up to 2^18 terms of 2^6), so the
+///   result equals integer execution's; an 8-bit layer with a long patch whose sum passes 2^24
+///   could round (not seen on the shipped models).
+/// - `integer`: im2col of the centred integers and Float64 GEMM (exact below 2^53).
 ///
 /// Both convolve centred integers, so padding is exactly 0. Calls are counted: call `k` uses
 /// the static range `k mod ranges.count` (a shared head runs once per level, in order); the
@@ -17,8 +22,7 @@ public final class QuantizedExecutor: LayerExecutor {
     public let mode: ExecutionMode
     private var calls = 0
     private let weightScales: [Float]
-    // Simulation: dequantized weights and the integer codes as float tensors.
-    private let dequantizedWeight: Tensor
+    // Simulation: the integer codes as float tensors.
     private let centredWeight: Tensor
     private let remainderWeight: Tensor?
     private let bias: Tensor?
@@ -27,7 +31,6 @@ public final class QuantizedExecutor: LayerExecutor {
         self.layer = layer
         self.mode = mode
         weightScales = (0..<layer.outputs).map { layer.weightQuantizer($0).scale }
-        dequantizedWeight = Tensor(shape: layer.weightShape, scalars: layer.dequantizedWeights)
         centredWeight = Tensor(shape: layer.weightShape, scalars: layer.weightCodes.map(Float.init))
         remainderWeight = layer.weightRemainders.map { Tensor(shape: layer.weightShape, scalars: $0.map(Float.init)) }
         bias = layer.bias.map { Tensor(shape: [layer.outputs], scalars: $0) }
@@ -62,19 +65,15 @@ public final class QuantizedExecutor: LayerExecutor {
         let (quantizer, centred, remainders) = quantizedInput(input)
         switch mode {
         case .simulated:
-            let dequantized = Tensor(shape: centred.shape, scalars: centred.scalars.map { $0 * quantizer.scale })
-            let apply = { (x: Tensor, w: Tensor, b: Tensor?) in
-                conv2d(x, weight: w, bias: b, stride: conv.stride, padding: conv.padding, dilation: conv.dilation,
+            let apply = { (x: Tensor, w: Tensor) in
+                conv2d(x, weight: w, bias: nil, stride: conv.stride, padding: conv.padding, dilation: conv.dilation,
                        groups: conv.groups)
             }
-            var output = apply(dequantized, dequantizedWeight, bias)
-            guard layer.isCompensated else { return output }
-            let weightTerm = remainderWeight.map { apply(centred, $0, nil) }
-            let activationTerm = remainders.map { apply($0, centredWeight, nil) }
-            let plane = output.shape[2] * output.shape[3]
-            addCompensation(&output, weightTerm: weightTerm, activationTerm: activationTerm, activationQuantizer: quantizer,
-                            plane: plane)
-            return output
+            let accumulator = apply(centred, centredWeight)
+            let compensated = layer.isCompensated
+            return rescaledOutput(accumulator, weightTerm: compensated ? remainderWeight.map { apply(centred, $0) } : nil,
+                                  activationTerm: compensated ? remainders.map { apply($0, centredWeight) } : nil,
+                                  quantizer: quantizer, plane: accumulator.shape[2] * accumulator.shape[3])
         case .integer:
             return integerConvolution(conv, centred: centred, remainders: remainders, quantizer: quantizer)
         }
@@ -84,35 +83,33 @@ public final class QuantizedExecutor: LayerExecutor {
         let (quantizer, centred, remainders) = quantizedInput(input)
         switch mode {
         case .simulated:
-            let dequantized = Tensor(shape: centred.shape, scalars: centred.scalars.map { $0 * quantizer.scale })
-            var output = TensorCore.linear(dequantized, weight: dequantizedWeight, bias: bias)
-            guard layer.isCompensated else { return output }
-            let weightTerm = remainderWeight.map { TensorCore.linear(centred, weight: $0, bias: nil) }
-            let activationTerm = remainders.map { TensorCore.linear($0, weight: centredWeight, bias: nil) }
-            addCompensation(&output, weightTerm: weightTerm, activationTerm: activationTerm, activationQuantizer: quantizer,
-                            plane: 1)
-            return output
+            let accumulator = TensorCore.linear(centred, weight: centredWeight, bias: nil)
+            let compensated = layer.isCompensated
+            return rescaledOutput(
+                accumulator,
+                weightTerm: compensated ? remainderWeight.map { TensorCore.linear(centred, weight: $0, bias: nil) } : nil,
+                activationTerm: compensated ? remainders.map { TensorCore.linear($0, weight: centredWeight, bias: nil) } : nil,
+                quantizer: quantizer, plane: 1)
         case .integer:
             return integerLinear(linear, centred: centred, remainders: remainders, quantizer: quantizer)
         }
     }
 
-    /// Adds `s_a·s_w·C` to a simulated output laid out `[N, O, plane]`.
-    private func addCompensation(_ output: inout Tensor, weightTerm: Tensor?, activationTerm: Tensor?,
-                                 activationQuantizer: AffineQuantizer, plane: Int) {
-        let qa = Double(activationQuantizer.steps), qw = Double(layer.weightQuantizers[0].steps)
+    /// `s_a·s_w·(A + C) + bias` for float sums laid out `[N, O, plane]` (simulation).
+    private func rescaledOutput(_ accumulator: Tensor, weightTerm: Tensor?, activationTerm: Tensor?,
+                                quantizer: AffineQuantizer, plane: Int) -> Tensor {
+        let qa = Int64(quantizer.maximumCode), qw = Int64(layer.weightQuantizers[0].maximumCode)
         let outputs = layer.outputs
-        let scale = Double(activationQuantizer.scale)
-        let scales = weightScales
-        let weightValues = weightTerm?.scalars, activationValues = activationTerm?.scalars
-        output.withUnsafeMutableBufferPointer { values in
+        let scale = Double(quantizer.scale)
+        let sums = accumulator.scalars, weightValues = weightTerm?.scalars, activationValues = activationTerm?.scalars
+        return Tensor(shape: accumulator.shape) { values in
             let pointer = values.baseAddress!
             parallelChunks(values.count, minimumPerChunk: 65_536) { range in
                 for index in range {
-                    let numerator = qa * Double(weightValues?[index] ?? 0) + qw * Double(activationValues?[index] ?? 0)
-                    let compensation = roundHalfEven(numerator / (qa * qw))
-                    let o = (index / plane) % outputs
-                    pointer[index] += Float(scale * Double(scales[o]) * compensation)
+                    pointer[index] = rescaled(
+                        accumulator: Double(sums[index]), weightTerm: Double(weightValues?[index] ?? 0),
+                        activationTerm: Double(activationValues?[index] ?? 0), o: (index / plane) % outputs,
+                        activationScale: scale, qa: qa, qw: qw)
                 }
             }
         }

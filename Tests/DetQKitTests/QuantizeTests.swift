@@ -182,4 +182,48 @@ private final class CapturingExecutor: LayerExecutor {
             #expect("\(error)".contains("made for model '\(name)', not 'fcos_resnet50_fpn'"), "\(error)")
         }
     }
+
+    /// The shipped, trained FCOS quantized with ARCQ W4A4 per-channel: simulated and integer
+    /// execution give the same detections on validation images (same labels, boxes within
+    /// 1e-2 px, scores within 1e-4), and the written file reloads to exactly the in-memory result.
+    @Test func trainedFCOSModesAgreeAndReload() throws {
+        let name = "fcos_mobilenet_v2_shapes"
+        let folder = repositoryRoot.appendingPathComponent("detectors/\(name)")
+        let weights = folder.appendingPathComponent("weights.safetensors").path
+        let config = folder.appendingPathComponent("config.json").path
+        let shapes = repositoryRoot.appendingPathComponent("datasets/shapes")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("detq-fcos-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var options = QuantizationOptions(method: .arcq, weightBits: 4, activationBits: 4)
+        options.granularity = .perChannel
+        options.calibration.rowsPerLayer = 256
+        options.calibration.searchRows = 128
+        let result = try runQuantize(QuantizeRequest(
+            model: name, weights: weights, config: config,
+            calibrationDirectory: shapes.appendingPathComponent("calib/images").path, calibrationCount: 2,
+            options: options, parts: [.backbone, .neck, .head], mode: .simulated, output: file, report: nil, quiet: true))
+        let simulated = try DetectionModel(model: name, weights: weights, configPath: config, quantized: file, mode: .simulated)
+        let integer = try DetectionModel(model: name, weights: weights, configPath: config, quantized: file, mode: .integer)
+        let float = try DetectionModel(model: name, weights: weights, configPath: config)
+        var compared = 0
+        for index in [4, 5] {
+            let image = try loadImage(at: shapes.appendingPathComponent(String(format: "val/images/%06d.jpg", index)).path)
+            let a = simulated.detect(image), b = integer.detect(image)
+            #expect(a.labels == b.labels, "image \(index)")
+            #expect(a.count == b.count)
+            for i in 0..<min(a.count, b.count) {
+                #expect(abs(a.scores[i] - b.scores[i]) <= 1e-4, "image \(index) detection \(i)")
+                for k in 0..<4 { #expect(abs(a.boxes[4 * i + k] - b.boxes[4 * i + k]) <= 1e-2) }
+            }
+            compared += a.count
+            // Quantization changed something (the comparison is not float against float).
+            #expect(float.detect(image) != a)
+        }
+        #expect(compared > 0)
+        // In memory (installed on the model quantize built) against the reloaded file.
+        let image = try loadImage(at: shapes.appendingPathComponent("val/images/000004.jpg").path)
+        let inMemory = try DetectionModel(model: name, weights: weights, configPath: config)
+        try result.model.install(on: inMemory.detector, mode: .simulated)
+        #expect(inMemory.detect(image) == simulated.detect(image))
+    }
 }
