@@ -171,6 +171,11 @@ ARCHITECTURE_TEXT = {
 def write_readme(folder, training, config):
     s = training["val_stats"]
     name = training["model"]
+    rounds = "".join(
+        f"| earlier round {i + 1} | `{r['command']}`: {r['iterations']} iterations, {r['epochs']:.2f} epochs, "
+        f"{r['train_cpu_minutes_per_thread']:.1f} min of {r['threads']} cores, then AP {r['val_stats']['AP']:.3f}; "
+        f"the round below continued from its weights |\n"
+        for i, r in enumerate(training.get("previous_rounds", [])))
     text = f"""# {name}
 
 A small {FAMILY_NAMES[config['family']]} detector trained on the synthetic `datasets/shapes` set (8 shape classes, category
@@ -196,7 +201,7 @@ and evaluated as `FrozenBatchNorm2d` with the same keys (`weight`, `bias`, `runn
 | schedule | SGD lr {training['lr']}, momentum {training['momentum']}, weight decay {training['weight_decay']} on weights only, batch {training['batch_size']}, {training['warmup_iterations']}-iteration linear warm-up, cosine decay on elapsed CPU time, gradient clipping at {training['clip']}, seed {training['seed']} |
 | length | {training['iterations']} iterations, {training['images_seen']} images = {training['epochs']:.2f} epochs |
 | time | {training['train_cpu_minutes_per_thread']:.1f} min of {training['threads']} cores (process CPU time / {training['threads']}); {training['train_wall_minutes']:.1f} min wall on a 2-core machine shared with other jobs |
-| weights | `weights.safetensors`: {training['parameters']:,} parameters in F16 ({training['weights_bytes'] / 2**20:.1f} MiB), torchvision `state_dict` key names |
+{rounds}| weights | `weights.safetensors`: {training['parameters']:,} parameters in F16 ({training['weights_bytes'] / 2**20:.1f} MiB), torchvision `state_dict` key names |
 
 ## Accuracy
 
@@ -250,6 +255,8 @@ def main(argv=None):
     parser.add_argument("--work-dir", default=os.path.join(REPO, "out", "shapes"))
     parser.add_argument("--out-root", default=os.path.join(REPO, "detectors"))
     parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--init-from", help="continue from this inference state dict (a previous run's "
+                        "out/shapes/<name>.pth): its weights and BatchNorm statistics replace the ImageNet start")
     parser.add_argument("--refresh-docs", action="store_true",
                         help="no training: rewrite detectors/<name>/{architecture,config}.json from default_config (checking that "
                              "the shipped weights load into it strictly) and README.md from training.json")
@@ -269,7 +276,20 @@ def main(argv=None):
     name = config["name"]
     samples = load_training_set(args.train_dir)
     model = shapes_models.build_model(config, training=True, imagenet_weights=args.imagenet_weights)
-    initialise_head(model, args.family)
+    if args.init_from:
+        # The inference layout has no num_batches_tracked: those counters restart.
+        missing, unexpected = model.load_state_dict(torch.load(args.init_from, map_location="cpu"), strict=False)
+        if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+            raise SystemExit(f"--init-from {args.init_from}: missing {missing}, unexpected {unexpected}")
+        log(f"continuing from {args.init_from}")
+    previous_rounds = []
+    previous_path = os.path.join(args.out_root, name, "training.json")
+    if args.init_from and os.path.exists(previous_path):
+        with open(previous_path) as f:
+            previous = json.load(f)
+        previous_rounds = previous.pop("previous_rounds", []) + [previous]
+    else:
+        initialise_head(model, args.family)
     frozen = freeze_stem(model, args.family, args.freeze)
     decay, no_decay = [], []
     for p in model.parameters():
@@ -341,6 +361,7 @@ def main(argv=None):
     eval_shapes_torch.write_golden(shipped, config, name, 3, detectors_dir=args.out_root)
     summary = {
         "model": name, "family": args.family, "command": " ".join(["python", "detectors/tools/train_shapes.py"] + sys.argv[1:]),
+        "previous_rounds": previous_rounds,
         "train_images": len(samples), "iterations": iteration, "images_seen": seen,
         "epochs": seen / len(samples), "train_wall_minutes": train_seconds / 60,
         "train_cpu_minutes_per_thread": train_cpu_seconds / 60, "batch_size": args.batch_size,
