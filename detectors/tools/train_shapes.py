@@ -256,7 +256,7 @@ def main(argv=None):
     parser.add_argument("--out-root", default=os.path.join(REPO, "detectors"))
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--init-from", help="continue from this inference state dict (a previous run's "
-                        "out/shapes/<name>.pth): its weights and BatchNorm statistics replace the ImageNet start")
+                        "out/shapes/<name>.pth, or a shipped weights.safetensors): its weights and BatchNorm statistics replace the ImageNet start")
     parser.add_argument("--refresh-docs", action="store_true",
                         help="no training: rewrite detectors/<name>/{architecture,config}.json from default_config (checking that "
                              "the shipped weights load into it strictly) and README.md from training.json")
@@ -278,7 +278,11 @@ def main(argv=None):
     model = shapes_models.build_model(config, training=True, imagenet_weights=args.imagenet_weights)
     if args.init_from:
         # The inference layout has no num_batches_tracked: those counters restart.
-        missing, unexpected = model.load_state_dict(torch.load(args.init_from, map_location="cpu"), strict=False)
+        if args.init_from.endswith(".safetensors"):
+            start_state = {k: v.float() for k, v in safetensors_io.load(args.init_from)[0].items()}
+        else:
+            start_state = torch.load(args.init_from, map_location="cpu")
+        missing, unexpected = model.load_state_dict(start_state, strict=False)
         if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
             raise SystemExit(f"--init-from {args.init_from}: missing {missing}, unexpected {unexpected}")
         log(f"continuing from {args.init_from}")
