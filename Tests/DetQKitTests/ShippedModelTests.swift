@@ -42,7 +42,9 @@ private func iou(_ a: [Float], _ b: [Float]) -> Float {
     @Test func everyShippedModelHasAGolden() {
         // The four families of the shipped-models issue; a model without a golden is untested.
         let shipped = shippedModelsWithGoldens()
-        #expect(shipped.contains("fcos_mobilenet_v2_shapes"), "\(shipped)")
+        for family in ["fcos", "retinanet", "ssdlite", "fasterrcnn"] {
+            #expect(shipped.contains("\(family)_mobilenet_v2_shapes"), "\(shipped)")
+        }
     }
 
     /// detq's detections for the shipped weights against torchvision's on the same images:
