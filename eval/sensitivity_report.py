@@ -39,7 +39,7 @@ def command(args, model):
         "--images", "datasets/shapes/val/images", "--annotations", "datasets/shapes/val/instances.json",
         "--limit", str(args.limit),
         "--bits", "8/8,4/4", "--methods", "arcq,rtn", "--granularity", "per-channel",
-        "--per-layer", "--layer-bits", "4/4", "--layer-method", "rtn", "--proxy-images", "8",
+        "--per-layer", "--layer-bits", "4/4", "--layer-method", "rtn", "--proxy-images", str(args.proxy_images),
         "--full-layers", str(args.full_layers), "--check-layers", str(args.check_layers),
         "--suggest", "--max-drop", "1.0",
         "--out", os.path.join("out", "sensitivity", model),
@@ -64,23 +64,23 @@ def family(model):
 
 def write_summary(results, args, commands):
     lines = ["# Quantization sensitivity of the shipped detectors", ""]
-    lines.append(f"Made by `python3 eval/sensitivity_report.py --limit {args.limit}` (detq sensitivity on each "
-                 "`detectors/*_shapes` model; 2 shared CPU cores). Evaluation: the first "
-                 f"{args.limit} images of `datasets/shapes/val`; calibration: the 32 images of "
+    lines.append("Made by `python3 eval/sensitivity_report.py` (detq sensitivity on each "
+                 "`detectors/*_shapes` model; 2 shared CPU cores; the exact command per model is at the end). "
+                 "Evaluation: the first N images of `datasets/shapes/val` (N in the first table); calibration: the 32 images of "
                  "`datasets/shapes/calib`; per-channel weights; the first conv stays W8A8 and linear layers "
                  "W8A8 as in every detq quantization. Drops are FP32 − quantized in AP points (AP × 100); "
                  "positive = lost. Per-model tables, layer rankings and charts: `eval/reports/sensitivity/`.")
     lines.append("")
     lines.append("## Head versus backbone, one part quantized at a time")
     lines.append("")
-    header = ["model", "FP32 AP"]
+    header = ["model", "images", "FP32 AP"]
     columns = [(part, method, bits) for method in ("rtn", "arcq") for bits in ("4/4", "8/8")
                for part in ("backbone", "neck", "head")]
     header += [f"{part} {method} W{bits.replace('/', 'A')}" for part, method, bits in columns]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     for model, result in results.items():
-        row = [f"{model} ({family(model)})", f"{100 * result['fp32'][0]:.1f}"]
+        row = [f"{model} ({family(model)})", str(result["images"]), f"{100 * result['fp32'][0]:.1f}"]
         row += [fmt(drop(result, *c)) for c in columns]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
@@ -97,9 +97,9 @@ def write_summary(results, args, commands):
     lines.append("")
     lines.append("## Single layers (RTN W4A4, one layer quantized) and the proxy")
     lines.append("")
-    lines.append("The proxy ranks every layer from 8 images (AP of the quantized detections against the FP32 "
-                 f"detections, then score/box map error); the worst {args.full_layers} by the proxy and "
-                 f"{args.check_layers} more spread over the rest of its ranking get a full evaluation. "
+    lines.append("The proxy ranks every layer from the first few evaluation images (AP of the quantized detections "
+                 "against the FP32 detections, then score/box map error); the worst by the proxy and "
+                 "as many more spread over the rest of its ranking get a full evaluation (counts per model below). "
                  "ρ is Spearman's rank correlation between the proxy's damage and the full AP drop over those layers.")
     lines.append("")
     lines.append("| model | layers ranked | fully evaluated | ρ (proxy vs AP drop) | worst layers (AP drop) |")
@@ -141,6 +141,7 @@ def main():
     parser.add_argument("--models", help="comma-separated (default: every shipped model)")
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--full-layers", type=int, default=6)
+    parser.add_argument("--proxy-images", type=int, default=8)
     parser.add_argument("--check-layers", type=int, default=6)
     parser.add_argument("--detq", default=os.path.join(REPO, ".build", "release", "detq"))
     parser.add_argument("--reading", help="a file with the reading paragraph(s) for the report")
@@ -168,8 +169,14 @@ def main():
     for path in sorted(glob.glob(os.path.join(REPORTS, "sensitivity", "*.json"))):
         with open(path) as f:
             results[os.path.basename(path)[:-5]] = json.load(f)
-    commands = [command(args, m) for m in results]
-    write_summary(results, args, commands)
+    commands_path = os.path.join(REPORTS, "sensitivity", "commands.json")
+    recorded = json.load(open(commands_path)) if os.path.exists(commands_path) else {}
+    if not args.summary_only:
+        for model in models:
+            recorded[model] = command(args, model)
+        with open(commands_path, "w") as f:
+            json.dump(recorded, f, indent=1)
+    write_summary(results, args, [recorded.get(m, command(args, m)) for m in results])
     print(f"wrote {os.path.join(REPORTS, 'sensitivity.md')}")
 
 
