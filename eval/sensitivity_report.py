@@ -23,6 +23,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORTS = os.path.join(REPO, "eval", "reports")
 
 
+# The parts without `all` (the whole model is in eval/reports/quantization.md): the coarse parts and the
+# head's branches.
+PARTS = {
+    "fcos": "backbone,neck,head,head.classification_head,head.regression_head",
+    "retinanet": "backbone,neck,head,head.classification_head,head.regression_head",
+    "ssdlite": "backbone,neck,head,head.classification_head,head.regression_head",
+    "fasterrcnn": "backbone,neck,head,rpn,roi_heads",
+}
+
+
 def shipped_models():
     names = []
     for folder in sorted(glob.glob(os.path.join(REPO, "detectors", "*_shapes"))):
@@ -38,12 +48,12 @@ def command(args, model):
         "--calib-images", "datasets/shapes/calib/images", "--calib-count", "32",
         "--images", "datasets/shapes/val/images", "--annotations", "datasets/shapes/val/instances.json",
         "--limit", str(args.limit),
-        "--bits", "8/8,4/4", "--methods", "arcq,rtn", "--granularity", "per-channel",
+        "--bits", "8/8,4/4", "--methods", args.methods, "--granularity", "per-channel",
         "--per-layer", "--layer-bits", "4/4", "--layer-method", "rtn", "--proxy-images", str(args.proxy_images),
         "--full-layers", str(args.full_layers), "--check-layers", str(args.check_layers),
         "--suggest", "--max-drop", "1.0",
         "--out", os.path.join("out", "sensitivity", model),
-    ]
+    ] + (["--parts", PARTS[model.split("_")[0]]] if args.no_all else [])
 
 
 def drop(result, part, method, bits):
@@ -112,15 +122,15 @@ def write_summary(results, args, commands):
                      f"{'' if rho is None else f'{rho:.2f}'} | "
                      + ", ".join(f"`{r['layer']}` ({r['apDrop']:.1f})" for r in worst) + " |")
     lines.append("")
-    lines.append("## Suggested mixed precision (ARCQ, budget 1 AP point)")
+    lines.append("## Suggested mixed precision (budget 1 AP point; the first method of the run)")
     lines.append("")
-    lines.append("| model | backbone | neck | head | estimated drop | measured drop |")
-    lines.append("|---|---|---|---|---:|---:|")
+    lines.append("| model | method | backbone | neck | head | estimated drop | measured drop |")
+    lines.append("|---|---|---|---|---|---:|---:|")
     for model, result in results.items():
         s = result.get("suggestion") or {}
         parts = s.get("parts", {})
         measured = s.get("measuredDrop")
-        lines.append(f"| {model} | {parts.get('backbone', '')} | {parts.get('neck', '')} | {parts.get('head', '')} | "
+        lines.append(f"| {model} | {s.get('method', '')} | {parts.get('backbone', '')} | {parts.get('neck', '')} | {parts.get('head', '')} | "
                      f"{s.get('estimatedDrop', 0):.2f} | {'' if measured is None else f'{measured:.2f}'} |")
     lines.append("")
     lines.append("## Reading")
@@ -130,7 +140,7 @@ def write_summary(results, args, commands):
     lines.append("## Commands")
     lines.append("")
     lines.append("```")
-    lines.extend(" ".join(c) for c in commands)
+    lines.extend(" ".join(["detq"] + c[1:]) for c in commands)
     lines.append("```")
     with open(os.path.join(REPORTS, "sensitivity.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -142,6 +152,8 @@ def main():
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--full-layers", type=int, default=6)
     parser.add_argument("--proxy-images", type=int, default=8)
+    parser.add_argument("--methods", default="arcq,rtn", help="detq sensitivity --methods (the first also makes the suggestion)")
+    parser.add_argument("--no-all", action="store_true", help="leave out the whole-model row (CPU budget)")
     parser.add_argument("--check-layers", type=int, default=6)
     parser.add_argument("--detq", default=os.path.join(REPO, ".build", "release", "detq"))
     parser.add_argument("--reading", help="a file with the reading paragraph(s) for the report")
@@ -166,7 +178,7 @@ def main():
             shutil.copy(os.path.join(REPO, "out", "sensitivity", model, f"sensitivity.{ext}"),
                         os.path.join(REPORTS, "sensitivity", f"{model}.{ext}"))
     results = {}
-    for path in sorted(glob.glob(os.path.join(REPORTS, "sensitivity", "*.json"))):
+    for path in sorted(glob.glob(os.path.join(REPORTS, "sensitivity", "*_shapes.json"))):
         with open(path) as f:
             results[os.path.basename(path)[:-5]] = json.load(f)
     commands_path = os.path.join(REPORTS, "sensitivity", "commands.json")

@@ -34,7 +34,7 @@ public final class ProgressReporter: @unchecked Sendable {
         lastPrint = now
         printedAnything = true
         let rate = Double(done) / max(elapsed, 1e-9)
-        let remaining = rate > 0 ? Double(total - done) / rate : 0
+        let remaining = rate > 0 ? Double(max(0, total - done)) / rate : 0
         let line = "\(label) \(done)/\(total)  \(String(format: "%.2f", rate))/s  ETA \(Self.clock(remaining))"
         if isTerminal {
             let width = 24

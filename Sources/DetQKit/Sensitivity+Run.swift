@@ -97,8 +97,8 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
         let full = min(request.fullLayers ?? rankedLayers.count, rankedLayers.count)
         planned += rankedLayers.count + full + min(request.checkLayers, rankedLayers.count - full)
     }
+    if request.suggest { planned += 1 }  // at least one mixed-precision check
     let progress = ProgressReporter("sensitivity", total: planned, quiet: request.quiet)
-    progress.advance(by: 0)
 
     // Calibration is shared by every quantization of the run (it records the float model).
     var calibrationData: CalibrationData?
@@ -339,9 +339,17 @@ func suggestMixedPrecision(_ result: SensitivityResult, request: SensitivityRequ
             list.map { (partial.labels + [$0.label], partial.drop + $0.drop, partial.cost + $0.cost) }
         }
     }
-    let feasible = combinations.filter { $0.drop <= request.maxDrop }.sorted { $0.cost < $1.cost }
+    var candidates = combinations.filter { $0.drop <= request.maxDrop }.sorted { $0.cost < $1.cost }
     var note = "estimated drop: the sum of each part's drop when quantized alone"
-    for candidate in feasible.prefix(5) {
+    func describe(_ labels: [String]) -> String {
+        zip(coarse.map(\.name), labels).map { "\($0) \($1)" }.joined(separator: ", ")
+    }
+    // Up to five checks. When a check measures more than its estimate, the parts' drops do not
+    // add up for this model: the further candidates must fit the budget with that excess too.
+    var checks = 0
+    while let candidate = candidates.first, checks < 5 {
+        checks += 1
+        candidates.removeFirst()
         let assignment = Dictionary(uniqueKeysWithValues: zip(coarse.map(\.name), candidate.labels))
         let measured = try measure(assignment)
         if measured <= request.maxDrop {
@@ -354,7 +362,9 @@ func suggestMixedPrecision(_ result: SensitivityResult, request: SensitivityRequ
                                                 measuredDrop: measured, bitOperations: candidate.cost, recipeFile: file,
                                                 note: note)
         }
-        note += "; \(candidate.labels.joined(separator: "/")) measured \(String(format: "%.2f", measured)) > budget"
+        note += "; \(describe(candidate.labels)) measured \(String(format: "%.2f", measured)) > budget"
+        let excess = max(0, measured - candidate.drop)
+        candidates = candidates.filter { $0.drop + excess <= request.maxDrop }
     }
     let float = Dictionary(uniqueKeysWithValues: coarse.map { ($0.name, "float") })
     return SensitivityResult.Suggestion(parts: float, method: method.rawValue, estimatedDrop: 0, measuredDrop: nil,
