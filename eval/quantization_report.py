@@ -351,6 +351,13 @@ def layer_summary(rep):
         "compensation": opts.get("compensation"), "remainder_mode": opts.get("remainder_mode")}
 
 
+def command_timeout(args):
+    """--row-timeout, and with --stop-at no command runs past 5 minutes after it."""
+    if not args.stop_at:
+        return args.row_timeout
+    return int(max(60, min(args.row_timeout, args.stop_at + 300 - time.time())))
+
+
 def run_model(runner, model, kind, args, log):
     folder = "%s/%s" % (OUT, model)
     os.makedirs(os.path.join(ROOT, folder), exist_ok=True)
@@ -380,18 +387,29 @@ def run_model(runner, model, kind, args, log):
         fp32["status"] = "error"
     rows.append(fp32)
     layer_reports = {}
-    for setting in settings(kind):
+    # run order: the rows the checks need first, AdaRound (slowest) last; the table keeps settings() order
+    priority = {"rtn": 0, "arcq": 1, "mse": 2, "bias-correction": 3, "adaround": 4}
+    order = sorted(settings(kind), key=lambda st: (st[1] != 8, priority[st[0]]))
+    for setting in order:
         name = tag(*setting)
+        if args.stop_at and time.time() >= args.stop_at:
+            method, wbits, abits, granularity, scope = setting
+            rows.append({"method": method, "wbits": wbits, "abits": abits, "granularity": granularity, "scope": scope,
+                         "tag": name, "status": "error", "error": "not run: --stop-at %s reached" % args.stop_at_text})
+            log("%s: %s not run (--stop-at)" % (model, name))
+            continue
         log("%s: %s" % (model, name))
-        row, rep = quantize_row(runner, model, weights, calib, setting, folder, args.row_timeout, args.reuse)
+        row, rep = quantize_row(runner, model, weights, calib, setting, folder, command_timeout(args), args.reuse)
         if rep is not None:
             layer_reports[name] = layer_summary(rep)
-            ev = evaluate(runner, model, weights, row["quantized"], folder, name, args.row_timeout, args.reuse)
+            ev = evaluate(runner, model, weights, row["quantized"], folder, name, command_timeout(args), args.reuse)
             row.update(ev)
             if "error" in ev:
                 row["status"] = "error"
         rows.append(row)
         log("%s: %s %s %s" % (model, name, row["status"], row.get("error", "")))
+    by_tag = {r["tag"]: r for r in rows[1:]}
+    rows = [rows[0]] + [by_tag[tag(*st)] for st in settings(kind)]
     if kind == "classifier" and fp32["status"] == "ok":
         for row in rows:
             if row["status"] == "ok":
@@ -754,6 +772,11 @@ def render(data):
     w("")
     models = data.get("models", {})
     detectors = [m for m in sorted(models) if models[m]["kind"] == "detector"]
+    missing = [m for m in shipped_detectors() if m not in models]
+    if missing:
+        w("Shipped detectors not in this report yet: %s (run the script with `--models NAME --merge`)." % ", ".join(
+            "`%s`" % m for m in missing))
+        w("")
     classifiers = [m for m in sorted(models) if models[m]["kind"] == "classifier"]
     if detectors:
         w("## Summary")
@@ -769,7 +792,10 @@ def render(data):
                                 ("rtn", 4, "per-channel"), ("mse", 4, "per-channel"), ("bias-correction", 4, "per-channel"),
                                 ("adaround", 4, "per-channel"), ("arcq", 4, "per-channel")):
                 r = find(rows, meth, wb, g, SCOPE_ALL)
-                cells.append(f1(quality(e, r)) if r and r["status"] == "ok" else "err")
+                if r and r["status"] == "ok":
+                    cells.append(f1(quality(e, r)))
+                else:
+                    cells.append("not run" if r and r.get("error", "").startswith("not run") else "error")
             w("| %s | %s |" % (m, " | ".join(cells)))
         w("")
         w("AP ×100, scope all; pt = per-tensor, pc = per-channel, bc = bias-correction.")
@@ -783,6 +809,9 @@ def render(data):
 
 
 def render_run_line(w, e):
+    for note in e.get("notes", []):
+        w("**Note.** %s" % note)
+        w("")
     runs = e.get("runs")
     if runs:
         parts = ["detq commands started between %s and %s" % (runs["first_started"], runs["last_started"])]
@@ -1119,7 +1148,17 @@ def main():
     parser.add_argument("--reuse", action="store_true", help="reuse results already in out/quantization (debugging)")
     parser.add_argument("--render-only", action="store_true", help="write the markdown again from the JSON")
     parser.add_argument("--nice", type=int, default=5, help="lower this process's priority to at least this niceness")
+    parser.add_argument("--stop-at", help="UTC time HH:MM: rows not started by then are recorded as not run")
     args = parser.parse_args()
+    args.stop_at_text = args.stop_at
+    if args.stop_at:
+        hours, minutes = (int(x) for x in args.stop_at.split(":"))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        target = now.replace(hour=hours, minute=minutes, second=0, microsecond=0)
+        if target < now - datetime.timedelta(hours=12):
+            target += datetime.timedelta(days=1)
+        args.stop_at = target.timestamp()
+        args.stop_at_text = target.strftime("%H:%M UTC")
 
     current = os.nice(0)
     if current < args.nice:
