@@ -45,6 +45,14 @@ public struct ResultRecord: Codable, Sendable, Equatable {
     public var score: Double
 }
 
+extension ResultRecord {
+    /// The record as the evaluator's detection.
+    var cocoDetection: COCODetection {
+        COCODetection(imageId: image_id, categoryId: category_id,
+                      bbox: COCOBox(x: bbox[0], y: bbox[1], width: bbox[2], height: bbox[3]), score: score)
+    }
+}
+
 /// The results of one image in COCO format: xyxy → xywh, labels → category ids. Float32
 /// values are widened exactly to Double, as torchvision's `.tolist()` does.
 public func cocoResults(_ detections: Detections, imageID: Int, categoryID: (Int) -> Int?) -> [ResultRecord] {
@@ -178,10 +186,7 @@ public func runEvaluation(model: DetectionModel, imagesDirectory: String, annota
     }
     // Evaluate on the selected images only (pycocotools' params.imgIds), all categories.
     let subset = groundTruth.restricted(to: selected)
-    let detections = records.map {
-        COCODetection(imageId: $0.image_id, categoryId: $0.category_id,
-                      bbox: COCOBox(x: $0.bbox[0], y: $0.bbox[1], width: $0.bbox[2], height: $0.bbox[3]), score: $0.score)
-    }
+    let detections = records.map(\.cocoDetection)
     let cocoResults = try COCOResults(detections: detections, groundTruth: subset, source: resultsPath ?? "results")
     let evaluation = COCOEvaluator(groundTruth: subset, results: cocoResults).run()
     return EvaluationSummary(evaluation: evaluation, images: selected.count, wallSeconds: wall,

@@ -234,13 +234,8 @@ final class SensitivityEvaluator {
     /// pycocotools' 12 stats of `detections` (the first `detections.count` images) against `reference`.
     func stats(_ detections: [Detections], reference: COCODataset? = nil) throws -> [Double] {
         let ids = Array(imageIDs.prefix(detections.count))
-        var records: [COCODetection] = []
-        for (id, found) in zip(ids, detections) {
-            for result in cocoResults(found, imageID: id, categoryID: model.categoryID(label:)) {
-                records.append(COCODetection(imageId: id, categoryId: result.category_id,
-                                             bbox: COCOBox(x: result.bbox[0], y: result.bbox[1], width: result.bbox[2],
-                                                           height: result.bbox[3]), score: result.score))
-            }
+        let records = zip(ids, detections).flatMap { id, found in
+            cocoResults(found, imageID: id, categoryID: model.categoryID(label:)).map(\.cocoDetection)
         }
         var truth = reference ?? groundTruth
         if detections.count < imageIDs.count { truth = truth.restricted(to: ids) }

@@ -88,23 +88,6 @@ import TensorCore
     }
 }
 
-/// Records the outputs of the executor it wraps.
-private final class CapturingExecutor: LayerExecutor {
-    let inner: any LayerExecutor
-    var outputs: [Tensor] = []
-    init(_ inner: any LayerExecutor) { self.inner = inner }
-    func conv(_ layer: Conv2d, _ input: Tensor) -> Tensor {
-        let output = inner.conv(layer, input)
-        outputs.append(output)
-        return output
-    }
-    func linear(_ layer: Linear, _ input: Tensor) -> Tensor {
-        let output = inner.linear(layer, input)
-        outputs.append(output)
-        return output
-    }
-}
-
 /// A detector quantized whole (SSDlite, random weights, 160-pixel input): simulated and
 /// integer execution give the same prediction-layer outputs, and the file reloads to the
 /// same detections.
@@ -154,7 +137,7 @@ private final class CapturingExecutor: LayerExecutor {
             var capturing: [CapturingExecutor] = []
             for path in scope.lastLayers.sorted() {
                 let layer = try #require(modules[path].flatMap(QuantizableLayer.init))
-                let wrapper = CapturingExecutor(try #require(layer.executor))
+                let wrapper = CapturingExecutor(inner: try #require(layer.executor))
                 layer.executor = wrapper
                 capturing.append(wrapper)
             }
