@@ -23,6 +23,8 @@ struct LayerPlan {
     /// AdaRound's learned codes, replacing round-to-nearest.
     private(set) var learnedCodes: [Float]?
     private(set) var bias: [Float]?
+    /// Bias correction's per-channel shift, already added to `bias`; the layer's errors include it.
+    private(set) var biasShift: [Float]?
     private(set) var compensateWeights = false
     private(set) var compensateActivations = false
 
@@ -102,7 +104,11 @@ struct LayerPlan {
             let targets = fullSimulator.sample.targets, outputs = layer.outputs
             for index in output.indices { shifts[index % outputs] += Double(targets[index] - output[index]) }
             let rows = Double(max(1, fullSimulator.rows))
-            bias = (0..<outputs).map { Float(Double(bias?[$0] ?? 0) + shifts[$0] / rows) }
+            let shift = shifts.map { Float($0 / rows) }
+            // The report's "before" is the layer without the shift (plain rounding), "after" with it.
+            errorUncompensated = fullSimulator.meanError(output, norm: options.clipSearch.norm)
+            biasShift = shift
+            bias = (0..<outputs).map { (bias?[$0] ?? 0) + shift[$0] }
         case .adaround:
             learnedCodes = adaRound(simulator: fullSimulator, weight: weight, quantizers: weightQuantizers,
                                     activation: activation, options: options.adaround,
@@ -176,12 +182,15 @@ struct LayerPlan {
     /// The final error of the layer as it will run, on all calibration rows.
     private mutating func evaluate() {
         let simulator = fullSimulator
-        let output = simulator.output(
+        var output = simulator.output(
             simulator.activations(activation, withRemainders: compensateActivations, mode: options.remainderMode),
             codes(withRemainders: compensateWeights))
+        if let biasShift {
+            for index in output.indices { output[index] += biasShift[index % layer.outputs] }
+        }
         errorFinal = simulator.meanError(output, norm: options.clipSearch.norm)
         relativeSquaredError = simulator.relativeSquaredError(output)
-        if !isCompensable { errorUncompensated = errorFinal }
+        if !isCompensable && biasShift == nil { errorUncompensated = errorFinal }
     }
 
     func quantizedLayer() -> QuantizedLayer {

@@ -26,6 +26,9 @@ public final class QuantizedExecutor: LayerExecutor {
     private let centredWeight: Tensor
     private let remainderWeight: Tensor?
     private let bias: Tensor?
+    // Integer execution: the codes as Float64 GEMM operands, converted once.
+    private let integerWeights: [Double]
+    private let integerRemainders: [Double]?
 
     public init(layer: QuantizedLayer, mode: ExecutionMode) {
         self.layer = layer
@@ -34,6 +37,8 @@ public final class QuantizedExecutor: LayerExecutor {
         centredWeight = Tensor(shape: layer.weightShape, scalars: layer.weightCodes.map(Float.init))
         remainderWeight = layer.weightRemainders.map { Tensor(shape: layer.weightShape, scalars: $0.map(Float.init)) }
         bias = layer.bias.map { Tensor(shape: [layer.outputs], scalars: $0) }
+        integerWeights = mode == .integer ? layer.weightCodes.map(Double.init) : []
+        integerRemainders = mode == .integer ? layer.weightRemainders?.map(Double.init) : nil
     }
 
     /// Restarts the call count (the next call is level 0).
@@ -142,8 +147,8 @@ public final class QuantizedExecutor: LayerExecutor {
         let patchLength = groupPatch * groups
         precondition(patchLength == channels * conv.kernelSize.h * conv.kernelSize.w,
                      "QuantizedExecutor \(layer.path): input \(centred.shape) does not fit weight \(layer.weightShape)")
-        let weights = layer.weightCodes.map(Double.init)
-        let weightRemainders = layer.weightRemainders?.map(Double.init)
+        let weights = integerWeights
+        let weightRemainders = integerRemainders
         let tile = max(1, min(plane, (1 << 22) / max(1, patchLength)))
         let qa = Int64(quantizer.maximumCode), qw = Int64(layer.weightQuantizers[0].maximumCode)
         let activationScale = Double(quantizer.scale)
@@ -216,7 +221,7 @@ public final class QuantizedExecutor: LayerExecutor {
         let inputs = linear.inFeatures, outputs = layer.outputs
         let rows = inputs == 0 ? 0 : centred.count / inputs
         let x = centred.scalars.map(Double.init)
-        let weights = layer.weightCodes.map(Double.init)
+        let weights = integerWeights
         var accumulator = [Double](repeating: 0, count: rows * outputs)
         func transposedProduct(_ a: [Double], _ b: [Double], _ c: inout [Double]) {
             a.withUnsafeBufferPointer { a in
@@ -230,9 +235,9 @@ public final class QuantizedExecutor: LayerExecutor {
         }
         transposedProduct(x, weights, &accumulator)
         var weightTerm: [Double] = []
-        if let weightRemainders = layer.weightRemainders {
+        if let weightRemainders = integerRemainders {
             weightTerm = [Double](repeating: 0, count: rows * outputs)
-            transposedProduct(x, weightRemainders.map(Double.init), &weightTerm)
+            transposedProduct(x, weightRemainders, &weightTerm)
         }
         var activationTerm: [Double] = []
         if let remainders {

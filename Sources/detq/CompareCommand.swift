@@ -21,17 +21,8 @@ struct Compare: ParsableCommand {
     @Option(help: "Weights per model, comma-separated, in the order of --models (default: the shipped weights).")
     var weights: String?
 
-    @Option(help: "Folder of the evaluation images.")
-    var images: String
-
-    @Option(help: "COCO instances file of the evaluation images.")
-    var annotations: String
-
-    @Option(help: "Folder of calibration images.")
-    var calibImages: String
-
-    @Option(help: "Calibration images per model.")
-    var calibCount = 32
+    @OptionGroup var evaluationSet: EvaluationSetOptions
+    @OptionGroup var calibration: CalibrationImageOptions
 
     @Option(help: "Methods, comma-separated: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")).")
     var methods = "arcq,rtn"
@@ -47,9 +38,6 @@ struct Compare: ParsableCommand {
 
     @Option(help: "Parts to quantize, comma-separated: backbone, neck, head.")
     var scope = "backbone,neck,head"
-
-    @Option(help: "Evaluate only the first N images.")
-    var limit: Int?
 
     @Option(help: "Folder for the quantized files and the reports.")
     var out: String
@@ -81,7 +69,6 @@ struct Compare: ParsableCommand {
         if let weights, weights.split(separator: ",").count != models.split(separator: ",").count {
             throw ValidationError("--weights needs one file per model")
         }
-        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
     func run() throws {
@@ -91,10 +78,11 @@ struct Compare: ParsableCommand {
             ?? Array(repeating: nil, count: modelList.count)
         var options = QuantizationOptions(method: .arcq, weightBits: wbits, activationBits: abits)
         options.granularity = granularity
+        options.calibration.seed = calibration.seed
         let rows = try runComparison(ComparisonRequest(
-            models: modelList, weights: weightList, images: images, annotations: annotations,
-            calibrationDirectory: calibImages, calibrationCount: calibCount, methods: try parsedMethods(),
-            options: options, parts: try parsedParts(), limit: limit, output: out, quiet: global.quiet))
+            models: modelList, weights: weightList, images: evaluationSet.images, annotations: evaluationSet.annotations,
+            calibrationDirectory: calibration.calibImages, calibrationCount: calibration.calibCount, methods: try parsedMethods(),
+            options: options, parts: try parsedParts(), limit: evaluationSet.limit, output: out, quiet: global.quiet))
         print(comparisonTable(rows, markdown: false))
         print("report: \(URL(fileURLWithPath: out).appendingPathComponent("compare.md").path)")
     }

@@ -18,14 +18,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var quantizedOptions: QuantizedModelOptions
 
-    @Option(help: "Folder of the images named by the annotations' file_name.")
-    var images: String
-
-    @Option(help: "COCO instances file (ground truth).")
-    var annotations: String
-
-    @Option(help: "Evaluate only the first N images (after sharding).")
-    var limit: Int?
+    @OptionGroup var evaluationSet: EvaluationSetOptions
 
     @Option(help: "Shard I/N of the id-sorted images (I from 0).")
     var shard: String?
@@ -47,7 +40,6 @@ struct Eval: ParsableCommand {
     }
 
     func validate() throws {
-        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
         if shard != nil && parsedShard() == nil {
             throw ValidationError("--shard must be I/N with 0 ≤ I < N, got '\(shard ?? "")'")
         }
@@ -60,8 +52,8 @@ struct Eval: ParsableCommand {
         let model = try DetectionModel(model: modelOptions.model, weights: modelOptions.weights,
                                        configPath: modelOptions.config,
                                        quantized: quantizedOptions.quantized, mode: quantizedOptions.mode)
-        let summary = try runEvaluation(model: model, imagesDirectory: images, annotations: annotations,
-                                        selection: ImageSelection(shard: parsedShard(), limit: limit),
+        let summary = try runEvaluation(model: model, imagesDirectory: evaluationSet.images, annotations: evaluationSet.annotations,
+                                        selection: ImageSelection(shard: parsedShard(), limit: evaluationSet.limit),
                                         resultsPath: results, resume: resume, quiet: global.quiet)
         print(summary.evaluation.summaryText, terminator: "")
         if let report {

@@ -30,3 +30,35 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A modified copy of the model's config.json.")
     var config: String?
 }
+
+/// The calibration images of `quantize` and `sensitivity`.
+struct CalibrationImageOptions: ParsableArguments {
+    @Option(help: "Folder of calibration images (.jpg, .jpeg, .png).")
+    var calibImages: String
+
+    @Option(help: "Calibration images to use (a seeded choice when the folder has more).")
+    var calibCount = 32
+
+    @Option(help: "Seed of the image choice and of the patch sampling.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        guard calibCount >= 1 else { throw ValidationError("--calib-count must be at least 1, got \(calibCount)") }
+    }
+}
+
+/// A COCO evaluation set: images, ground truth, and an optional prefix of it.
+struct EvaluationSetOptions: ParsableArguments {
+    @Option(help: "Folder of the images named by the annotations' file_name.")
+    var images: String
+
+    @Option(help: "COCO instances file (ground truth).")
+    var annotations: String
+
+    @Option(help: "Evaluate only the first N images (after sharding, where the command shards).")
+    var limit: Int?
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+    }
+}

@@ -41,14 +41,7 @@ struct Quantize: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Folder of calibration images (.jpg, .jpeg, .png).")
-    var calibImages: String
-
-    @Option(help: "Calibration images to use (a seeded choice when the folder has more).")
-    var calibCount = 32
-
-    @Option(help: "Seed of the image choice and of the patch sampling.")
-    var seed: UInt64 = 0
+    @OptionGroup var calibration: CalibrationImageOptions
 
     @Option(help: "Method: \(QuantizationMethod.allCases.map(\.rawValue).joined(separator: ", ")) (required without --recipe).")
     var method: QuantizationMethod?
@@ -148,7 +141,7 @@ struct Quantize: ParsableCommand {
             options.mseNorm = mseNorm
             options.percentile = percentile
             options.adaround.iterations = adaroundIterations
-            options.calibration.seed = seed
+            options.calibration.seed = calibration.seed
             options.calibration.rowsPerLayer = calibRows
             options.calibration.searchRows = searchRows
             return options
@@ -183,14 +176,13 @@ struct Quantize: ParsableCommand {
 
     func validate() throws {
         guard modelOptions.weights != nil else { throw ValidationError("--weights is required for quantize") }
-        guard calibCount >= 1 else { throw ValidationError("--calib-count must be at least 1, got \(calibCount)") }
         _ = try parts
         if recipe != nil && (method != nil || wbits != nil || abits != nil || granularity != nil) {
             throw ValidationError("--recipe sets the method, bits and granularity: leave out --method, --wbits, --abits and --granularity")
         }
         do {
             try options.validate()
-            _ = try calibrationImages(in: calibImages, count: calibCount, seed: seed)
+            _ = try calibrationImages(in: calibration.calibImages, count: calibration.calibCount, seed: calibration.seed)
         } catch let error as QuantizationError {
             throw ValidationError("\(error)")
         } catch let error as ModelDescriptionError {
@@ -201,7 +193,7 @@ struct Quantize: ParsableCommand {
     func run() throws {
         try global.apply()
         let request = QuantizeRequest(model: modelOptions.model, weights: modelOptions.weights, config: modelOptions.config,
-                                      calibrationDirectory: calibImages, calibrationCount: calibCount, options: try options,
+                                      calibrationDirectory: calibration.calibImages, calibrationCount: calibration.calibCount, options: try options,
                                       parts: try parts, mode: mode, output: out, report: report, quiet: global.quiet,
                                       mixedPrecision: try mixedPrecision)
         let result = try runQuantize(request)

@@ -23,20 +23,8 @@ struct Sensitivity: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Folder of calibration images.")
-    var calibImages: String
-
-    @Option(help: "Calibration images (a seeded choice when the folder has more).")
-    var calibCount = 32
-
-    @Option(help: "Folder of the evaluation images.")
-    var images: String
-
-    @Option(help: "COCO instances file of the evaluation images.")
-    var annotations: String
-
-    @Option(help: "Evaluate only the first N images.")
-    var limit: Int?
+    @OptionGroup var calibration: CalibrationImageOptions
+    @OptionGroup var evaluationSet: EvaluationSetOptions
 
     @Option(help: "Parts, comma-separated: all, backbone, neck, head, or layer-path prefixes (default: all, the parts and the head's branches).")
     var parts: String?
@@ -49,9 +37,6 @@ struct Sensitivity: ParsableCommand {
 
     @Option(help: "Weight granularity: per-tensor or per-channel.")
     var granularity = WeightGranularity.perChannel
-
-    @Option(help: "Seed of the calibration choice and patch sampling.")
-    var seed: UInt64 = 0
 
     @Flag(help: "Also rank single layers (each quantized alone).")
     var perLayer = false
@@ -92,11 +77,12 @@ struct Sensitivity: ParsableCommand {
     var request: SensitivityRequest {
         get throws {
             var request = SensitivityRequest(model: modelOptions.model, weights: modelOptions.weights,
-                                             calibrationDirectory: calibImages, images: images, annotations: annotations,
+                                             calibrationDirectory: calibration.calibImages, images: evaluationSet.images,
+                                             annotations: evaluationSet.annotations,
                                              output: out)
             request.config = modelOptions.config
-            request.calibrationCount = calibCount
-            request.limit = limit
+            request.calibrationCount = calibration.calibCount
+            request.limit = evaluationSet.limit
             request.parts = parts.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
             request.bits = try parsedBits(bits, option: "--bits")
             request.methods = try methods.split(separator: ",").map { name in
@@ -106,7 +92,7 @@ struct Sensitivity: ParsableCommand {
                 return method
             }
             request.granularity = granularity
-            request.seed = seed
+            request.seed = calibration.seed
             request.perLayer = perLayer
             if let layerBits {
                 guard let parsed = try parsedBits(layerBits, option: "--layer-bits").first, !layerBits.contains(",") else {

@@ -113,9 +113,15 @@ import TensorCore
         let inputs = toyInputs(4)
         let plain = try quantizeToy(network, inputs: inputs) { $0.method = .rtn }
         let corrected = try quantizeToy(network, inputs: inputs) { $0.method = .biasCorrection }
+        var shiftedError = 0.0, roundedError = 0.0
         for (before, after) in zip(plain.report.layers, corrected.report.layers) where before.kind != .linear {
+            // The report's "before" is plain rounding; "after" includes the bias shift.
+            #expect(abs(after.errorUncompensated - before.errorFinal) <= 1e-9 * max(1, before.errorFinal), "\(before.path)")
             #expect(after.errorFinal <= before.errorFinal * 1.05, "\(before.path)")
+            shiftedError += after.errorFinal
+            roundedError += before.errorFinal
         }
+        #expect(shiftedError < roundedError)
         let changed = zip(plain.model.layers, corrected.model.layers).contains { $0.bias != $1.bias }
         #expect(changed)
     }

@@ -102,8 +102,9 @@ def default_config(family):
                     "output_names": ["0", "1", "2", "p6", "p7"], "strides": [8, 16, 32, 64, 128]},
             "anchor_generator": {"type": "anchor_generator", "sizes": _retinanet_anchor_sizes([8, 16, 32, 64, 128]),
                                  "aspect_ratios": [[0.5, 1.0, 2.0]] * 5},
-            "head": {"type": "retinanet_head", "version": "v1", "in_channels": 64, "num_anchors": 9, "num_convs": 4,
-                     "norm_layer": None, "prior_probability": 0.01},
+            "head": {"type": "retinanet_head", "version": "v2", "in_channels": 64, "num_anchors": 9, "num_convs": 4,
+                     "norm_layer": "group_norm", "group_norm_num_groups": 32, "group_norm_eps": 1e-5,
+                     "prior_probability": 0.01, "regression_loss": "giou"},
             "box_coder": {"type": "box_coder", "weights": [1.0, 1.0, 1.0, 1.0], "bbox_xform_clip": math.log(1000.0 / 16)},
             "fg_iou_thresh": 0.5, "bg_iou_thresh": 0.4, "allow_low_quality_matches": True,
             "score_thresh": 0.05, "nms_thresh": 0.5, "detections_per_img": 300, "topk_candidates": 1000,
@@ -153,7 +154,7 @@ def default_config(family):
                                  "aspect_ratios": [[0.5, 1.0, 2.0]] * 4},
             "head": {"type": "rpn_head", "in_channels": 64, "num_anchors": 3, "conv_depth": 1},
             "box_coder_weights": [1.0, 1.0, 1.0, 1.0],
-            "pre_nms_top_n_train": 2000, "post_nms_top_n_train": 2000,
+            "pre_nms_top_n_train": 1000, "post_nms_top_n_train": 500,
             "pre_nms_top_n_test": 1000, "post_nms_top_n_test": 1000,
             "nms_thresh": 0.7, "fg_iou_thresh": 0.7, "bg_iou_thresh": 0.3,
             "batch_size_per_image": 256, "positive_fraction": 0.5, "score_thresh": 0.0,
@@ -166,7 +167,7 @@ def default_config(family):
             "box_predictor": {"type": "fast_rcnn_predictor", "in_channels": 256, "num_classes": 9},
             "bbox_reg_weights": [10.0, 10.0, 5.0, 5.0],
             "score_thresh": 0.05, "nms_thresh": 0.5, "detections_per_img": 100,
-            "fg_iou_thresh": 0.5, "bg_iou_thresh": 0.5, "batch_size_per_image": 512, "positive_fraction": 0.25,
+            "fg_iou_thresh": 0.5, "bg_iou_thresh": 0.5, "batch_size_per_image": 128, "positive_fraction": 0.25,
             "min_box_size": 1e-2,
         },
     }
@@ -267,9 +268,17 @@ def build_model(config, training=False, imagenet_weights=None):
                         score_thresh=config["score_thresh"], nms_thresh=config["nms_thresh"],
                         detections_per_img=config["detections_per_img"],
                         topk_candidates=config["topk_candidates"], **transform_args)
-        if h["num_convs"] != 4 or h["norm_layer"] is not None:
-            raise ValueError("torchvision 0.14 RetinaNetHead (v1) has 4 convs and no norm")
-        head = RetinaNetHead(h["in_channels"], h["num_anchors"], num_classes)
+        if h["num_convs"] != 4:
+            raise ValueError("torchvision 0.14 RetinaNetHead has 4 convs per branch")
+        if h["norm_layer"] is None:
+            norm_layer = None
+        elif h["norm_layer"] == "group_norm":
+            norm_layer = partial(nn.GroupNorm, h["group_norm_num_groups"], eps=h["group_norm_eps"])
+        else:
+            raise ValueError(f"unsupported retinanet head norm_layer {h['norm_layer']!r}")
+        head = RetinaNetHead(h["in_channels"], h["num_anchors"], num_classes, norm_layer=norm_layer)
+        # v2 (retinanet_resnet50_fpn_v2) trains box regression with the GIoU loss; inference is unchanged
+        head.regression_head._loss_type = h.get("regression_loss", "l1")
         return RetinaNet(body, num_classes, anchor_generator=anchors, head=head,
                          score_thresh=config["score_thresh"], nms_thresh=config["nms_thresh"],
                          detections_per_img=config["detections_per_img"], fg_iou_thresh=config["fg_iou_thresh"],

@@ -93,11 +93,12 @@ def freeze_stem(model, family, count):
     return modules
 
 
-def initialise_head(model, family):
-    """RetinaNet v1's conv towers start at N(0, 0.01): with 64 channels each conv shrinks activations ~7x, so
-    after 4 convs the classifier sees ~1e-3 of the FPN's scale and does not learn. Kaiming-normal towers
-    (a training choice; the architecture and keys are unchanged) keep the scale."""
-    if family != "retinanet":
+def initialise_head(model, config):
+    """RetinaNet v1's conv towers (no norm) start at N(0, 0.01): with 64 channels each conv shrinks activations
+    ~7x, so after 4 convs the classifier sees ~1e-3 of the FPN's scale and does not learn. Kaiming-normal towers
+    (a training choice; the architecture and keys are unchanged) keep the scale. With GroupNorm (v2) the
+    towers keep their scale anyway and torchvision's init stays."""
+    if config["family"] != "retinanet" or config["head"]["norm_layer"] is not None:
         return
     for tower in (model.head.classification_head.conv, model.head.regression_head.conv):
         for module in tower.modules():
@@ -293,7 +294,7 @@ def main(argv=None):
             previous = json.load(f)
         previous_rounds = previous.pop("previous_rounds", []) + [previous]
     else:
-        initialise_head(model, args.family)
+        initialise_head(model, config)
     frozen = freeze_stem(model, args.family, args.freeze)
     decay, no_decay = [], []
     for p in model.parameters():
