@@ -945,13 +945,15 @@ def render_analysis(w, e):
     failed = [c for c in e.get("checks", []) if c["check"].startswith("W8A8 RTN loses") and c["result"] == "no"]
     if w8.get("top") and failed:
         w("W8A8 RTN per-tensor misses the 0.5 AP bound where per-channel meets it; the two differ only in the weight "
-          "grid (activations are per-tensor in both). Summed per-layer relative output error: %.3g per-tensor, %.3g "
-          "per-channel. The layers that lose most from one weight grid per layer: %s. These are MobileNetV2's "
-          "depthwise and expansion convs after BatchNorm folding, whose channels' weight ranges differ by an order of "
-          "magnitude (e.g. in the shipped FCOS's `backbone.body.4.conv.1`, 54 of 144 depthwise channels span less than 1/16 of the "
-          "layer's range, so a per-tensor 8-bit grid leaves them fewer than 16 levels: effectively 4-bit). This is the "
-          "known per-tensor failure of MobileNetV2 (Nagel et al. 2019, data-free quantization); per-channel weights "
-          "are the remedy detq offers (`--granularity per-channel`)." % (
+          "grid (activations are per-tensor in both). Summed over layers, the relative output error Σ(Y−Ŷ)²/ΣY² is "
+          "%.3g per-tensor against %.3g per-channel: most of it is 8-bit activation rounding, common to both, and the "
+          "per-tensor weight grid adds its part in a few layers, above all early depthwise convs, whose error then "
+          "passes through the whole network: %s. After BatchNorm folding, the channels of MobileNetV2's depthwise "
+          "convs have weight ranges an order of magnitude apart (e.g. in the shipped FCOS's `backbone.body.4.conv.1`, "
+          "54 of 144 channels span less than 1/16 of the layer's range, so a per-tensor 8-bit grid leaves them fewer "
+          "than 16 levels). This is the known per-tensor weakness of MobileNetV2 (Nagel et al. 2019, data-free "
+          "quantization); per-channel weights (`--granularity per-channel`) are the remedy, and W8A8 RTN per-channel "
+          "stays within the bound." % (
               w8["sum_rse_per_tensor"], w8["sum_rse_per_channel"],
               "; ".join("`%s` (%s, %.2g → %.2g per-channel)" % (t["path"], t["kind"], t["rse_per_tensor"], t["rse_per_channel"])
                         for t in w8["top"])))
@@ -1198,6 +1200,13 @@ def main():
 
     if args.render_only:
         data = load_json(REPORT_JSON)
+        # the analysis again, from the per-layer reports of the rows on disk (when every one is there)
+        for model, entry in data.get("models", {}).items():
+            paths = {r["tag"]: os.path.join(ROOT, OUT, model, r["tag"] + ".report.json")
+                     for r in entry.get("rows", [])[1:] if r.get("status") == "ok"}
+            if paths and all(exists(p) for p in paths.values()):
+                entry["analysis"] = analyse(entry, {t: layer_summary(load_json(p)) for t, p in paths.items()})
+        write_atomic(REPORT_JSON, json.dumps(data, indent=1, sort_keys=False) + "\n")
         write_atomic(REPORT_MD, render(data))
         log("wrote %s" % REPORT_MD)
         return
