@@ -78,6 +78,8 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
 
     let header: [String: String] = [
         "model": request.model, "weights": request.weights ?? "", "config": request.config ?? "",
+        // The weights' content, not just their path: retrained weights at the same path start a new run.
+        "weights_checksum": weightsChecksum(model.detector),
         "images": request.images, "annotations": request.annotations, "limit": request.limit.map(String.init) ?? "",
         "calibration": calibration.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","),
         "granularity": request.granularity.rawValue, "seed": String(request.seed),

@@ -1,3 +1,4 @@
+import Checkpoints
 import Detectors
 import Foundation
 import Quantization
@@ -118,6 +119,30 @@ import Testing
         var other = request
         other.granularity = .perTensor
         #expect { _ = try runSensitivity(other) } throws: { "\($0)".contains("granularity") }
+    }
+
+    @Test func refusesAJournalOfOtherWeightsAtTheSamePath() throws {
+        let out = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let weights = out + "-weights.safetensors"
+        defer { try? FileManager.default.removeItem(atPath: weights) }
+        let original = try readSafeTensors(at: Self.weights)
+        try writeSafeTensors(original, to: weights)
+        var request = request(out: out)
+        request.weights = weights
+        request.perLayer = false
+        request.parts = ["neck"]
+        request.bits = [LayerBits(weight: 8, activation: 8)]
+        request.limit = 2
+        _ = try runSensitivity(request)
+        // Retrained weights written over the same file: same path, other content.
+        var retrained = original
+        let key = "head.regression_head.bbox_reg.bias"
+        var bias = try #require(retrained[key]).floatTensor()
+        bias.withUnsafeMutableBufferPointer { $0[0] += 0.5 }
+        retrained[key] = StoredTensor(bias)
+        try writeSafeTensors(retrained, to: weights)
+        #expect { _ = try runSensitivity(request) } throws: { "\($0)".contains("weights_checksum") }
     }
 
     @Test func recipeSetsBitsPerPart() throws {
