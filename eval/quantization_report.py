@@ -758,7 +758,10 @@ def render(data):
       "200 images of `%s` with `%s` (COCO AP, pycocotools-exact). Every quantized row keeps the first conv at "
       "W8A8 (detq's default) and linear layers at W8A8; activation ranges static; ARCQ compensates the "
       "layers chosen by its default policy `top:0.9`; AdaRound runs detq's default of %s iterations per layer "
-      "(fewer than the paper's 10–20k, arcq.md §7). *Drop* is AP − FP32 AP in points. *Quantize s* is the wall time of the whole "
+      "(fewer than the paper's 10–20k, arcq.md §7); bias-correction adds to each layer's bias the mean per-channel "
+      "output shift measured on that layer's calibration patches (float-model inputs, the layer's weights and "
+      "activations quantized), layer by layer in execution order but not through the already quantized "
+      "layers before it, and its per-layer report gives the error before and after the shift. *Drop* is AP − FP32 AP in points. *Quantize s* is the wall time of the whole "
       "`detq quantize` process (loading, calibration, search, writing). *Extra MACs* is the compensation's "
       "multiply-accumulates in %% of all conv/linear MACs of the model; *extra bits* is the remainder codes in "
       "%% of the integer weight bits of the quantized layers of that row (report `totals`)." % (
