@@ -17,8 +17,8 @@ Models
 Rows per model (every method at equal granularity and scope; the first conv is W8A8 in every
 quantized row, as detq's default):
   FP32; W8A8 rtn per-tensor and per-channel (scope all); W4A4 rtn, mse, bias-correction,
-  adaround, arcq, per-tensor and per-channel (scope all); W4A4 rtn and arcq per-channel with
-  scope backbone only and head only (detectors only: a classifier is all backbone).
+  adaround, arcq, per-tensor and per-channel, with scope all, backbone only and head only (the part
+  scopes for detectors only: a classifier is all backbone).
 Each row is `detq quantize ... --report R.json` then `detq eval|classify --quantized`. A row
 that fails records the error and the run goes on.
 
@@ -83,8 +83,10 @@ def settings(kind):
     for g in GRANULARITIES:
         rows += [(m, 4, 4, g, SCOPE_ALL) for m in METHODS_W4]
     if kind == "detector":
+        # backbone only and head only: every W4A4 method at both granularities, as for scope all
         for scope in ("backbone", "head"):
-            rows += [(m, 4, 4, "per-channel", scope) for m in ("rtn", "arcq")]
+            for g in GRANULARITIES:
+                rows += [(m, 4, 4, g, scope) for m in METHODS_W4]
     return rows
 
 
@@ -485,7 +487,9 @@ def checks(entry):
     out = []
     scopes = [(g, SCOPE_ALL) for g in GRANULARITIES]
     if entry["kind"] == "detector":
-        scopes += [("per-channel", "backbone"), ("per-channel", "head")]
+        # the part scopes this model's rows have (older runs made per-channel rtn and arcq only)
+        scopes += [(g, s) for s in ("backbone", "head") for g in GRANULARITIES
+                   if find(rows, "arcq", 4, g, s) or find(rows, "rtn", 4, g, s)]
     for g, s in scopes:
         a = quality(entry, find(rows, "arcq", 4, g, s))
         r = quality(entry, find(rows, "rtn", 4, g, s))
