@@ -598,8 +598,63 @@ def analyse(entry, layer_reports):
               "top": [{"path": l["path"], "kind": l["kind"], "rse_per_tensor": l["relative_squared_error"],
                        "rse_per_channel": C[l["path"]]["relative_squared_error"], "weight_range": l["weight_range"]}
                       for d, l in growth[:5] if d > 0]}
+        w8["narrow_channels"] = narrow_channels(entry["weights"], w8["top"])
     return {"arcq_not_better": notes, "rtn_rse_by_kind": kinds, "median_rse_by_part": parts, "arcq_layers": arcq_cost,
             "bias_correction_report_equals_rtn": bc_same, "w8a8_granularity": w8}
+
+
+def read_safetensors(path, keys):
+    """The named tensors of a .safetensors file as flat lists of floats (F16/F32), with their shapes."""
+    import struct
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        base = 8 + n
+        out = {}
+        for k in keys:
+            if k not in header:
+                return None
+            t = header[k]
+            code = {"F16": "e", "F32": "f"}.get(t["dtype"])
+            if code is None:
+                return None
+            start, end = t["data_offsets"]
+            f.seek(base + start)
+            data = f.read(end - start)
+            out[k] = (list(struct.unpack("<%d%s" % (len(data) // struct.calcsize(code), code), data)), t["shape"])
+    return out
+
+
+def folded_channel_ranges(weights, conv_path, eps=1e-5):
+    """Per output channel, max |w| of a conv after folding the BatchNorm that follows it
+    (`<block>.0` conv, `<block>.1` BatchNorm, torchvision's Conv2dNormActivation layout); None when the
+    weights do not have that layout."""
+    if not conv_path.endswith(".0") or not weights.endswith(".safetensors"):
+        return None
+    bn = conv_path[:-1] + "1"
+    t = read_safetensors(os.path.join(ROOT, weights), [conv_path + ".weight", bn + ".weight", bn + ".running_var"])
+    if t is None:
+        return None
+    w, shape = t[conv_path + ".weight"]
+    gamma, var = t[bn + ".weight"][0], t[bn + ".running_var"][0]
+    per = len(w) // shape[0]
+    return [max(abs(x) for x in w[c * per:(c + 1) * per]) * abs(gamma[c]) / math.sqrt(var[c] + eps)
+            for c in range(shape[0])]
+
+
+def narrow_channels(weights, top):
+    """Of the depthwise layers in `top` whose weights can be read, the one with the largest share of folded
+    output channels spanning less than 1/16 of the layer's range (fewer than 16 of the 256 levels of a
+    per-tensor 8-bit grid), with that count."""
+    found = []
+    for t in top:
+        ranges = folded_channel_ranges(weights, t["path"]) if t["kind"] == "depthwise" else None
+        if ranges:
+            top_range = max(ranges)
+            found.append({"path": t["path"], "channels": len(ranges),
+                          "below_one_sixteenth": sum(r < top_range / 16 for r in ranges),
+                          "max_over_median": top_range / statistics.median(ranges)})
+    return max(found, key=lambda n: n["below_one_sixteenth"] / n["channels"], default=None)
 
 
 def compare_layers(la, lb):
@@ -946,6 +1001,14 @@ def render_classifier(w, e):
     render_analysis(w, e)
 
 
+def narrow_text(n):
+    if not n:
+        return ""
+    return (" (in `%s`, %d of %d channels span less than 1/16 of the layer's range, so a per-tensor 8-bit grid "
+            "leaves them fewer than 16 levels; the widest channel's range is %.0f× the median)" % (
+                n["path"], n["below_one_sixteenth"], n["channels"], n["max_over_median"]))
+
+
 def render_analysis(w, e):
     an = e.get("analysis") or {}
     w8 = an.get("w8a8_granularity") or {}
@@ -956,14 +1019,12 @@ def render_analysis(w, e):
           "%.3g per-tensor against %.3g per-channel: most of it is 8-bit activation rounding, common to both, and the "
           "per-tensor weight grid adds its part in a few layers, above all early depthwise convs, whose error then "
           "passes through the whole network: %s. After BatchNorm folding, the channels of MobileNetV2's depthwise "
-          "convs have weight ranges an order of magnitude apart (e.g. in the shipped FCOS's `backbone.body.4.conv.1`, "
-          "54 of 144 channels span less than 1/16 of the layer's range, so a per-tensor 8-bit grid leaves them fewer "
-          "than 16 levels). This is the known per-tensor weakness of MobileNetV2 (Nagel et al. 2019, data-free "
+          "convs have weight ranges an order of magnitude apart%s. This is the known per-tensor weakness of MobileNetV2 (Nagel et al. 2019, data-free "
           "quantization); per-channel weights (`--granularity per-channel`) are the remedy, and W8A8 RTN per-channel "
           "stays within the bound." % (
               w8["sum_rse_per_tensor"], w8["sum_rse_per_channel"],
               "; ".join("`%s` (%s, %.2g → %.2g per-channel)" % (t["path"], t["kind"], t["rse_per_tensor"], t["rse_per_channel"])
-                        for t in w8["top"])))
+                        for t in w8["top"]), narrow_text(w8.get("narrow_channels"))))
         w("")
     kinds = an.get("rtn_rse_by_kind", {})
     if kinds.get("per-tensor", {}).get("depthwise"):
