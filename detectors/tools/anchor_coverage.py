@@ -1,0 +1,98 @@
+"""How well a RetinaNet anchor set covers the shapes: for each training shape, the best IoU of any
+anchor and the number of anchors torchvision's `Matcher` makes positive for it (IoU thresholds as
+RetinaNet's `fg_iou_thresh` / `bg_iou_thresh`, with low-quality matches), by COCO size class.
+
+This is how the shipped RetinaNet's anchor sizes were chosen (see its README): anchors as large as
+the level strides leave 43 % of the shapes without any anchor at IoU >= 0.5.
+
+Usage (dev time, needs torch):
+    .venv-ref/bin/python detectors/tools/anchor_coverage.py [--images 300] [--bases 8,16,32,64,128 ...]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+
+import torch
+from torchvision.models.detection._utils import Matcher
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.ops import box_iou
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shapes_models  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+def anchors_for(bases, size, strides):
+    sizes = shapes_models._retinanet_anchor_sizes(bases)
+    generator = AnchorGenerator(tuple(tuple(s) for s in sizes), ((0.5, 1.0, 2.0),) * len(sizes))
+    images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
+    features = [torch.zeros(1, 1, size // s, size // s) for s in strides]
+    return generator(images, features)[0], sizes
+
+
+def size_class(area):
+    return "small" if area < 32 ** 2 else ("medium" if area < 96 ** 2 else "large")
+
+
+def coverage(dataset, count, anchors, fg, bg, size):
+    matcher = Matcher(fg, bg, allow_low_quality_matches=True)
+    per_image = {}
+    for a in dataset["annotations"]:
+        if not a["iscrowd"]:
+            per_image.setdefault(a["image_id"], []).append(a)
+    positives = {"small": [], "medium": [], "large": []}
+    best = []
+    for im in dataset["images"][:count]:
+        anns = per_image.get(im["id"], [])
+        if not anns:
+            continue
+        scale = min(size / min(im["width"], im["height"]), size / max(im["width"], im["height"]))
+        gt = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                           for a in anns]) * scale
+        iou = box_iou(gt, anchors)
+        matched = matcher(iou)
+        for j, a in enumerate(anns):
+            positives[size_class(a["area"])].append(int((matched == j).sum()))
+        best.extend(iou.max(dim=1).values.tolist())
+    return {
+        "shapes": len(best),
+        "median_best_iou": statistics.median(best),
+        "share_best_iou_below_fg": sum(b < fg for b in best) / len(best),
+        "mean_positives": {k: (sum(v) / len(v) if v else None) for k, v in positives.items()},
+        "without_positive": sum(x == 0 for v in positives.values() for x in v),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-dir", default=os.path.join(REPO, "datasets", "shapes", "train"))
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--bases", nargs="+", default=["8,16,32,64,128", "12,24,48,96,192", "16,32,64,128,256"],
+                        help="anchor base sizes per level (P3-P7), comma-separated; one set per argument")
+    parser.add_argument("--thresholds", nargs="+", default=["0.5,0.4", "0.4,0.3"], help="fg,bg IoU thresholds")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    with open(os.path.join(args.train_dir, "instances.json")) as f:
+        dataset = json.load(f)
+    config = shapes_models.default_config("retinanet")
+    size, strides = shapes_models.IMAGE_SIZE, config["fpn"]["strides"]
+    print(f"{args.images} training images, {size}-px input, strides {strides}; current config: "
+          f"sizes {config['anchor_generator']['sizes']}, thresholds {config['fg_iou_thresh']}/{config['bg_iou_thresh']}")
+    print("| bases | fg / bg | median best IoU | best IoU < fg | positives small / medium / large | shapes without |")
+    print("| --- | --- | ---: | ---: | --- | ---: |")
+    for bases in args.bases:
+        anchors, _ = anchors_for([int(b) for b in bases.split(",")], size, strides)
+        for t in args.thresholds:
+            fg, bg = (float(x) for x in t.split(","))
+            c = coverage(dataset, args.images, anchors, fg, bg, size)
+            m = c["mean_positives"]
+            print(f"| {bases} | {fg} / {bg} | {c['median_best_iou']:.2f} | {100 * c['share_best_iou_below_fg']:.0f} % | "
+                  f"{m['small']:.1f} / {m['medium']:.1f} / {m['large']:.1f} | {c['without_positive']} of {c['shapes']} |")
+
+
+if __name__ == "__main__":
+    main()
