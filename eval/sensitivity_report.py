@@ -12,6 +12,7 @@ A killed run resumes (detq journals every evaluation in out/sensitivity/<model>/
 """
 import argparse
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -72,7 +73,35 @@ def family(model):
         model.split("_")[0], model)
 
 
-def write_summary(results, args, commands):
+def weights_sha256(model):
+    digest = hashlib.sha256()
+    with open(os.path.join(REPO, "detectors", model, "weights.safetensors"), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stale_models(results, measured_weights):
+    """The models whose figures were measured on other weights than the shipped ones (or on weights
+    that were not recorded)."""
+    return [m for m in results if measured_weights.get(m) != weights_sha256(m)]
+
+
+def existing_reading():
+    """The Reading section of the current sensitivity.md, kept when the report is rewritten."""
+    path = os.path.join(REPORTS, "sensitivity.md")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        text = f.read()
+    start = text.find("## Reading\n")
+    end = text.find("## Commands\n")
+    if start < 0 or end < start:
+        return None
+    return text[start + len("## Reading\n"):end].strip() or None
+
+
+def write_summary(results, args, commands, stale):
     lines = ["# Quantization sensitivity of the shipped detectors", ""]
     lines.append("Made by `python3 eval/sensitivity_report.py` (detq sensitivity on each "
                  "`detectors/*_shapes` model; 2 shared CPU cores; the exact command per model is at the end). "
@@ -81,6 +110,13 @@ def write_summary(results, args, commands):
                  "W8A8 as in every detq quantization. Drops are FP32 − quantized in AP points (AP × 100); "
                  "positive = lost. Per-model tables, layer rankings and charts: `eval/reports/sensitivity/`.")
     lines.append("")
+    if stale:
+        lines.append("> **Stale: %s.** These figures were measured on other weights than the shipped ones (the "
+                     "sha256 recorded in `eval/reports/sensitivity/weights.json` differs or is missing). Rerun with "
+                     "`python3 eval/sensitivity_report.py --models %s` after deleting their `out/sensitivity/<model>/` "
+                     "journals (detq refuses to resume a journal made with other weights)." % (
+                         ", ".join(stale), ",".join(stale)))
+        lines.append("")
     lines.append("## Head versus backbone, one part quantized at a time")
     lines.append("")
     header = ["model", "images", "FP32 AP"]
@@ -156,7 +192,8 @@ def main():
     parser.add_argument("--no-all", action="store_true", help="leave out the whole-model row (CPU budget)")
     parser.add_argument("--check-layers", type=int, default=6)
     parser.add_argument("--detq", default=os.path.join(REPO, ".build", "release", "detq"))
-    parser.add_argument("--reading", help="a file with the reading paragraph(s) for the report")
+    parser.add_argument("--reading", help="a file with the reading paragraph(s) for the report (default: keep the "
+                        "Reading section of the current sensitivity.md)")
     parser.add_argument("--summary-only", action="store_true", help="rewrite the summary from the copied JSON files")
     args = parser.parse_args()
     if args.reading:
@@ -165,18 +202,25 @@ def main():
     models = args.models.split(",") if args.models else shipped_models()
     os.makedirs(os.path.join(REPORTS, "sensitivity"), exist_ok=True)
     commands = []
+    weights_path = os.path.join(REPORTS, "sensitivity", "weights.json")
+    measured_weights = json.load(open(weights_path)) if os.path.exists(weights_path) else {}
     for model in models:
         cmd = command(args, model)
         commands.append(cmd)
         if args.summary_only:
             continue
         start = time.time()
+        sha = weights_sha256(model)
         print(f"== {model}", flush=True)
         subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         print(f"   {time.time() - start:.0f} s", flush=True)
         for ext in ("json", "md", "svg"):
             shutil.copy(os.path.join(REPO, "out", "sensitivity", model, f"sensitivity.{ext}"),
                         os.path.join(REPORTS, "sensitivity", f"{model}.{ext}"))
+        measured_weights[model] = sha
+        with open(weights_path, "w") as f:
+            json.dump(measured_weights, f, indent=1, sort_keys=True)
+            f.write("\n")
     results = {}
     for path in sorted(glob.glob(os.path.join(REPORTS, "sensitivity", "*_shapes.json"))):
         with open(path) as f:
@@ -188,7 +232,10 @@ def main():
             recorded[model] = command(args, model)
         with open(commands_path, "w") as f:
             json.dump(recorded, f, indent=1)
-    write_summary(results, args, [recorded.get(m, command(args, m)) for m in results])
+    if args.reading is None:
+        args.reading = existing_reading()
+    write_summary(results, args, [recorded.get(m, command(args, m)) for m in results],
+                  stale_models(results, measured_weights))
     print(f"wrote {os.path.join(REPORTS, 'sensitivity.md')}")
 
 
