@@ -599,6 +599,11 @@ def analyse(entry, layer_reports):
                        "rse_per_channel": C[l["path"]]["relative_squared_error"], "weight_range": l["weight_range"]}
                       for d, l in growth[:5] if d > 0]}
         w8["narrow_channels"] = narrow_channels(entry["weights"], w8["top"])
+        T = {l["path"]: l for l in lt["layers"]}
+        w8["per_channel_top"] = [{"path": l["path"], "kind": l["kind"], "rse": l["relative_squared_error"],
+                                  "rse_per_tensor": T[l["path"]]["relative_squared_error"] if l["path"] in T else None,
+                                  "activation_ranges": l.get("activation_ranges")}
+                                 for l in sorted(lc["layers"], key=lambda l: -l["relative_squared_error"])[:3]]
     return {"arcq_not_better": notes, "rtn_rse_by_kind": kinds, "median_rse_by_part": parts, "arcq_layers": arcq_cost,
             "bias_correction_report_equals_rtn": bc_same, "w8a8_granularity": w8}
 
@@ -1013,18 +1018,30 @@ def render_analysis(w, e):
     an = e.get("analysis") or {}
     w8 = an.get("w8a8_granularity") or {}
     failed = [c for c in e.get("checks", []) if c["check"].startswith("W8A8 RTN loses") and c["result"] == "no"]
+    pc_failed = any("(per-channel)" in c["check"] for c in failed)
     if w8.get("top") and failed:
-        w("W8A8 RTN per-tensor misses the 0.5 AP bound where per-channel meets it; the two differ only in the weight "
+        w("W8A8 RTN per-tensor misses the 0.5 AP bound%s; the two differ only in the weight "
           "grid (activations are per-tensor in both). Summed over layers, the relative output error Σ(Y−Ŷ)²/ΣY² is "
           "%.3g per-tensor against %.3g per-channel: most of it is 8-bit activation rounding, common to both, and the "
           "per-tensor weight grid adds its part in a few layers, above all early depthwise convs, whose error then "
           "passes through the whole network: %s. After BatchNorm folding, the channels of MobileNetV2's depthwise "
           "convs have weight ranges an order of magnitude apart%s. This is the known per-tensor weakness of MobileNetV2 (Nagel et al. 2019, data-free "
-          "quantization); per-channel weights (`--granularity per-channel`) are the remedy, and W8A8 RTN per-channel "
-          "stays within the bound." % (
+          "quantization); per-channel weights (`--granularity per-channel`) are the remedy%s." % (
+              " and so, narrowly, does per-channel" if pc_failed else " where per-channel meets it",
               w8["sum_rse_per_tensor"], w8["sum_rse_per_channel"],
               "; ".join("`%s` (%s, %.2g → %.2g per-channel)" % (t["path"], t["kind"], t["rse_per_tensor"], t["rse_per_channel"])
-                        for t in w8["top"]), narrow_text(w8.get("narrow_channels"))))
+                        for t in w8["top"]), narrow_text(w8.get("narrow_channels")),
+              "" if pc_failed else ", and W8A8 RTN per-channel stays within the bound"))
+        w("")
+    if w8.get("per_channel_top") and pc_failed:
+        w("W8A8 RTN per-channel misses the bound too. Its largest per-layer relative output errors (per-tensor "
+          "weights in brackets) come from 8-bit rounding of activations with wide calibrated input ranges "
+          "(per-tensor ranges, the mean of per-image min/max, arcq.md §6), not from the weight grid: %s." % "; ".join(
+              "`%s` (%s, %.2g [%s]%s)" % (t["path"], t["kind"], t["rse"],
+                                         "?" if t.get("rse_per_tensor") is None else "%.2g" % t["rse_per_tensor"],
+                                    ", input range [%.3g, %.3g]" % tuple(t["activation_ranges"][0])
+                                    if t.get("activation_ranges") else "")
+              for t in w8["per_channel_top"]))
         w("")
     kinds = an.get("rtn_rse_by_kind", {})
     if kinds.get("per-tensor", {}).get("depthwise"):
