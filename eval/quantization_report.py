@@ -168,9 +168,12 @@ class Runner:
 
     def run_or_reuse(self, args, log_path, timeout_s, outputs, reuse):
         """`run`, or with `reuse` the earlier run whose outputs are all there (its record in
-        outputs[0].run.json, or what the files tell when that is missing)."""
+        outputs[0].run.json, or what the files tell when that is missing) and that was made from
+        the same weights (sha256 in the record; for older records, weights not modified since)."""
         record = outputs[0] + ".run.json"
-        if reuse and all(exists(o) for o in outputs):
+        weights = str(args[args.index("--weights") + 1]) if "--weights" in args else None
+        digest = file_sha256(weights) if weights else None
+        if reuse and all(exists(o) for o in outputs) and not self.made_from_other_weights(record, outputs[0], weights, digest):
             if exists(record):
                 run = load_json(record)
                 if not run.get("started"):  # records of the first version of this script
@@ -190,9 +193,39 @@ class Runner:
                     "command": " ".join(shlex.quote(c) for c in [self.detq] + [str(a) for a in args])}
         rm(*outputs)
         run = self.run(args, log_path, timeout_s)
+        run["weights_sha256"] = digest
         with open(os.path.join(ROOT, record), "w") as f:
             json.dump(run, f)
         return run
+
+
+    def made_from_other_weights(self, record, output, weights, digest):
+        if not weights:
+            return False
+        recorded = load_json(record).get("weights_sha256") if exists(record) else None
+        if recorded is not None:
+            stale = recorded != digest
+        else:
+            stale = os.path.getmtime(os.path.join(ROOT, weights)) > os.path.getmtime(os.path.join(ROOT, output))
+        if stale:
+            self.log("not reusing %s: made from other weights than %s" % (output, weights))
+        return stale
+
+
+_SHA256 = {}
+
+
+def file_sha256(path):
+    """sha256 of a file (relative to the repository root), computed once per path and modification time."""
+    full = os.path.join(ROOT, path)
+    key = (full, os.path.getmtime(full))
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with open(full, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
 
 
 def last_error(log_path):
@@ -1261,7 +1294,8 @@ def main():
     parser.add_argument("--r50-timeout", type=int, default=3600, help="kill the R50 timing run after this many seconds")
     parser.add_argument("--r50-remake-weights", action="store_true", help="make the random R50 weights again")
     parser.add_argument("--row-timeout", type=int, default=3600, help="seconds per detq command before it counts as failed")
-    parser.add_argument("--reuse", action="store_true", help="reuse results already in out/quantization (debugging)")
+    parser.add_argument("--reuse", action="store_true", help="reuse rows already in out/quantization that were made from the same weights "
+                        "(finishing an interrupted run; retrained weights are run again)")
     parser.add_argument("--render-only", action="store_true", help="write the markdown again from the JSON")
     parser.add_argument("--nice", type=int, default=5, help="lower this process's priority to at least this niceness")
     parser.add_argument("--stop-at", help="UTC time HH:MM: rows not started by then are recorded as not run")
