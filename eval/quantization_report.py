@@ -113,13 +113,8 @@ class Runner:
         self.log = log
 
     def binary_id(self):
-        path = os.path.join(ROOT, self.detq)
-        st = os.stat(path)
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return {"sha256": h.hexdigest()[:16],
+        st = os.stat(os.path.join(ROOT, self.detq))
+        return {"sha256": file_sha256(self.detq)[:16],
                 "mtime": datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def wait_for_binary(self, limit_s=1800):

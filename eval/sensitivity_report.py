@@ -12,13 +12,14 @@ A killed run resumes (detq journals every evaluation in out/sensitivity/<model>/
 """
 import argparse
 import glob
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+
+from quantization_report import file_sha256  # eval/ is sys.path[0] when this runs as a script
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORTS = os.path.join(REPO, "eval", "reports")
@@ -74,11 +75,7 @@ def family(model):
 
 
 def weights_sha256(model):
-    digest = hashlib.sha256()
-    with open(os.path.join(REPO, "detectors", model, "weights.safetensors"), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(os.path.join("detectors", model, "weights.safetensors"))
 
 
 def stale_models(results, measured_weights):

@@ -16,7 +16,6 @@ import sys
 
 import torch
 from torchvision.models.detection._utils import Matcher
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
@@ -27,32 +26,41 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 
 
 def anchors_for(bases, size, strides):
+    """The anchors of one size-px image, built as the shipped RetinaNet builds its anchor generator."""
     sizes = shapes_models._retinanet_anchor_sizes(bases)
-    generator = AnchorGenerator(tuple(tuple(s) for s in sizes), ((0.5, 1.0, 2.0),) * len(sizes))
+    generator = shapes_models._anchor_generator({"sizes": sizes, "aspect_ratios": [[0.5, 1.0, 2.0]] * len(sizes)})
     images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
     features = [torch.zeros(1, 1, size // s, size // s) for s in strides]
-    return generator(images, features)[0], sizes
+    return generator(images, features)[0]
 
 
 def size_class(area):
     return "small" if area < 32 ** 2 else ("medium" if area < 96 ** 2 else "large")
 
 
-def coverage(dataset, count, anchors, fg, bg, size):
-    matcher = Matcher(fg, bg, allow_low_quality_matches=True)
+def shapes_per_image(dataset, count, size):
+    """[(gt boxes xyxy in the resized size-px frame, annotations)] of the first `count` images that have
+    non-crowd shapes."""
     per_image = {}
     for a in dataset["annotations"]:
         if not a["iscrowd"]:
             per_image.setdefault(a["image_id"], []).append(a)
-    positives = {"small": [], "medium": [], "large": []}
-    best = []
+    out = []
     for im in dataset["images"][:count]:
         anns = per_image.get(im["id"], [])
-        if not anns:
-            continue
-        scale = min(size / min(im["width"], im["height"]), size / max(im["width"], im["height"]))
-        gt = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                           for a in anns]) * scale
+        if anns:
+            scale = min(size / min(im["width"], im["height"]), size / max(im["width"], im["height"]))
+            gt = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                               for a in anns]) * scale
+            out.append((gt, anns))
+    return out
+
+
+def coverage(images, anchors, fg, bg):
+    matcher = Matcher(fg, bg, allow_low_quality_matches=True)
+    positives = {"small": [], "medium": [], "large": []}
+    best = []
+    for gt, anns in images:
         iou = box_iou(gt, anchors)
         matched = matcher(iou)
         for j, a in enumerate(anns):
@@ -84,11 +92,12 @@ def main(argv=None):
           f"sizes {config['anchor_generator']['sizes']}, thresholds {config['fg_iou_thresh']}/{config['bg_iou_thresh']}")
     print("| bases | fg / bg | median best IoU | best IoU < fg | positives small / medium / large | shapes without |")
     print("| --- | --- | ---: | ---: | --- | ---: |")
+    images = shapes_per_image(dataset, args.images, size)
     for bases in args.bases:
-        anchors, _ = anchors_for([int(b) for b in bases.split(",")], size, strides)
+        anchors = anchors_for([int(b) for b in bases.split(",")], size, strides)
         for t in args.thresholds:
             fg, bg = (float(x) for x in t.split(","))
-            c = coverage(dataset, args.images, anchors, fg, bg, size)
+            c = coverage(images, anchors, fg, bg)
             m = c["mean_positives"]
             print(f"| {bases} | {fg} / {bg} | {c['median_best_iou']:.2f} | {100 * c['share_best_iou_below_fg']:.0f} % | "
                   f"{m['small']:.1f} / {m['medium']:.1f} / {m['large']:.1f} | {c['without_positive']} of {c['shapes']} |")
