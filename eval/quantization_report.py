@@ -70,6 +70,10 @@ REF_PYTHON = ".venv-ref/bin/python"
 
 METHODS_W4 = ["rtn", "mse", "bias-correction", "adaround", "arcq"]
 GRANULARITIES = ["per-tensor", "per-channel"]
+# W8A8 RTN also runs per tensor with the batch norms kept (`--batchnorm keep`): the reference code's
+# weight grid (it does not fold), stored per channel; per-channel ranges do not depend on folding.
+BN_KEPT = "per-tensor-bn-kept"
+W8_GRANULARITIES = GRANULARITIES + [BN_KEPT]
 SCOPE_ALL = "backbone,neck,head"
 STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
@@ -79,7 +83,7 @@ STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100",
 
 def settings(kind):
     """The quantized rows of one model, in table order: (method, wbits, abits, granularity, scope)."""
-    rows = [("rtn", 8, 8, g, SCOPE_ALL) for g in GRANULARITIES]
+    rows = [("rtn", 8, 8, g, SCOPE_ALL) for g in W8_GRANULARITIES]
     for g in GRANULARITIES:
         rows += [(m, 4, 4, g, SCOPE_ALL) for m in METHODS_W4]
     if kind == "detector":
@@ -92,6 +96,17 @@ def settings(kind):
 
 def tag(method, wbits, abits, granularity, scope):
     return "w%da%d_%s_%s_%s" % (wbits, abits, method, granularity, "all" if scope == SCOPE_ALL else scope.replace(",", "+"))
+
+
+def granularity_args(granularity):
+    """detq's options for a row's granularity."""
+    if granularity == BN_KEPT:
+        return ["--granularity", "per-tensor", "--batchnorm", "keep"]
+    return ["--granularity", granularity]
+
+
+def granularity_label(granularity):
+    return "per-tensor, BN kept" if granularity == BN_KEPT else granularity
 
 
 def scope_label(scope):
@@ -264,8 +279,8 @@ def quantize_row(runner, model, weights, calib, setting, folder, timeout_s, reus
     row = {"method": method, "wbits": wbits, "abits": abits, "granularity": granularity, "scope": scope,
            "tag": name, "quantized": q, "quantize_report": report}
     args = ["quantize", "--model", model, "--weights", weights, "--calib-images", calib,
-            "--calib-count", CALIB_COUNT, "--method", method, "--wbits", wbits, "--abits", abits,
-            "--granularity", granularity, "--scope", scope, "--out", q, "--report", report]
+            "--calib-count", CALIB_COUNT, "--method", method, "--wbits", wbits, "--abits", abits]
+    args += granularity_args(granularity) + ["--scope", scope, "--out", q, "--report", report]
     run = runner.run_or_reuse(args, "%s/%s.quantize.log" % (folder, name), timeout_s, [report, q], reuse)
     row["quantize_run"] = {k: run.get(k) for k in ("started", "loadavg_1min", "binary")}
     row["quantize_command"] = run["command"]
@@ -537,8 +552,10 @@ def checks(entry):
         out.append({"check": "ARCQ W4A4 beats RTN W4A4 (%s, scope %s)" % (g, scope_label(s)), "result": result,
                     "detail": "arcq %s vs rtn %s%s" % (fmt_q(entry, a), fmt_q(entry, r), extra)})
     fp = quality(entry, rows[0]) if entry["kind"] == "detector" else None
-    for g in GRANULARITIES:
+    for g in W8_GRANULARITIES:
         w8 = find(rows, "rtn", 8, g, SCOPE_ALL)
+        if w8 is None:
+            continue  # a model measured before the row existed
         if entry["kind"] == "detector":
             q = quality(entry, w8)
             if q is None or fp is None:
@@ -546,10 +563,10 @@ def checks(entry):
             else:
                 result = "yes" if fp - q <= 0.5 else "no"
                 detail = "FP32 %.1f AP, W8A8 %.1f AP, loss %.2f AP points" % (fp, q, fp - q)
-            out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % g, "result": result, "detail": detail})
+            out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % granularity_label(g), "result": result, "detail": detail})
         else:
             a = w8.get("agreement") if w8 else None
-            out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % g, "result": "n/a (classifier, no AP)",
+            out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % granularity_label(g), "result": "n/a (classifier, no AP)",
                         "detail": ("top-1 agreement with FP32 %d/%d, mean KL %.4f" % (a["top1_agree"], a["images"], a["mean_kl"]))
                         if a else "run failed"})
     return out
@@ -658,10 +675,10 @@ def read_safetensors(path, keys):
     return out
 
 
-def folded_channel_ranges(weights, conv_path, eps=1e-5):
-    """Per output channel, max |w| of a conv after folding the BatchNorm that follows it
-    (`<block>.0` conv, `<block>.1` BatchNorm, torchvision's Conv2dNormActivation layout); None when the
-    weights do not have that layout."""
+def folded_channel_ranges(weights, conv_path, eps=1e-5, fold=True):
+    """Per output channel, max |w| of a conv after folding the BatchNorm that follows it (before folding
+    when `fold` is false) (`<block>.0` conv, `<block>.1` BatchNorm, torchvision's Conv2dNormActivation
+    layout); None when the weights do not have that layout."""
     if not conv_path.endswith(".0") or not weights.endswith(".safetensors"):
         return None
     bn = conv_path[:-1] + "1"
@@ -671,22 +688,25 @@ def folded_channel_ranges(weights, conv_path, eps=1e-5):
     w, shape = t[conv_path + ".weight"]
     gamma, var = t[bn + ".weight"][0], t[bn + ".running_var"][0]
     per = len(w) // shape[0]
-    return [max(abs(x) for x in w[c * per:(c + 1) * per]) * abs(gamma[c]) / math.sqrt(var[c] + eps)
+    return [max(abs(x) for x in w[c * per:(c + 1) * per]) * (abs(gamma[c]) / math.sqrt(var[c] + eps) if fold else 1)
             for c in range(shape[0])]
 
 
 def narrow_channels(weights, top):
     """Of the depthwise layers in `top` whose weights can be read, the one with the largest share of folded
     output channels spanning less than 1/16 of the layer's range (fewer than 16 of the 256 levels of a
-    per-tensor 8-bit grid), with that count."""
+    per-tensor 8-bit grid), with that count, and the same figures for the weights before folding."""
     found = []
     for t in top:
         ranges = folded_channel_ranges(weights, t["path"]) if t["kind"] == "depthwise" else None
-        if ranges:
-            top_range = max(ranges)
+        unfolded = folded_channel_ranges(weights, t["path"], fold=False) if ranges else None
+        if ranges and unfolded:
+            top_range, top_unfolded = max(ranges), max(unfolded)
             found.append({"path": t["path"], "channels": len(ranges),
                           "below_one_sixteenth": sum(r < top_range / 16 for r in ranges),
-                          "max_over_median": top_range / statistics.median(ranges)})
+                          "max_over_median": top_range / statistics.median(ranges),
+                          "unfolded_below_one_sixteenth": sum(r < top_unfolded / 16 for r in unfolded),
+                          "unfolded_max_over_median": top_unfolded / statistics.median(unfolded)})
     return max(found, key=lambda n: n["below_one_sixteenth"] / n["channels"], default=None)
 
 
@@ -974,7 +994,7 @@ def render_detector(w, e):
     for r in e["rows"]:
         bits = "FP32" if r["method"] == "fp32" else "W%dA%d" % (r["wbits"], r["abits"])
         meth = "—" if r["method"] == "fp32" else r["method"]
-        gran = "—" if r["method"] == "fp32" else r["granularity"]
+        gran = "—" if r["method"] == "fp32" else granularity_label(r["granularity"])
         scope = "—" if r["method"] == "fp32" else scope_label(r["scope"])
         if r["status"] != "ok":
             w("| %s | %s | %s | %s | error: %s | | | | | | | %s | | | |" % (
@@ -1008,7 +1028,7 @@ def render_classifier(w, e):
     for r in e["rows"]:
         bits = "FP32" if r["method"] == "fp32" else "W%dA%d" % (r["wbits"], r["abits"])
         meth = "—" if r["method"] == "fp32" else r["method"]
-        gran = "—" if r["method"] == "fp32" else r["granularity"]
+        gran = "—" if r["method"] == "fp32" else granularity_label(r["granularity"])
         if r["status"] != "ok":
             w("| %s | %s | %s | error: %s | | | | %s | | | |" % (bits, meth, gran, r.get("error", "?").replace("|", "\\|"),
                                                               f1(r.get("quantize_wall_s"))))
@@ -1025,7 +1045,7 @@ def render_classifier(w, e):
     w("")
     for r in e["rows"]:
         if r["method"] == "rtn" and r["wbits"] == 8 and r.get("agreement", {}).get("flipped"):
-            w("W8A8 rtn %s changes the top-1 class of: %s." % (r["granularity"], "; ".join(
+            w("W8A8 rtn %s changes the top-1 class of: %s." % (granularity_label(r["granularity"]), "; ".join(
                 "%s (FP32 %s at p = %.2f, runner-up at %.2f → %s at %.2f)" % (
                     f["file"], f["fp32_top1"], f["fp32_p1"], f["fp32_p2"], f["quantized_top1"], f["quantized_p1"] or 0)
                 for f in r["agreement"]["flipped"])))
@@ -1047,7 +1067,8 @@ def render_analysis(w, e):
     w8 = an.get("w8a8_granularity") or {}
     failed = [c for c in e.get("checks", []) if c["check"].startswith("W8A8 RTN loses") and c["result"] == "no"]
     pc_failed = any("(per-channel)" in c["check"] for c in failed)
-    if w8.get("top") and failed:
+    pt_failed = any("(per-tensor)" in c["check"] for c in failed)
+    if w8.get("top") and pt_failed:
         w("W8A8 RTN per-tensor misses the 0.5 AP bound%s; the two differ only in the weight "
           "grid (activations are per-tensor in both). Summed over layers, the relative output error Σ(Y−Ŷ)²/ΣY² is "
           "%.3g per-tensor against %.3g per-channel: most of it is 8-bit activation rounding, common to both, and the "
@@ -1061,6 +1082,19 @@ def render_analysis(w, e):
                         for t in w8["top"]), narrow_text(w8.get("narrow_channels")),
               "" if pc_failed else ", and W8A8 RTN per-channel stays within the bound"))
         w("")
+        kept = find(e["rows"], "rtn", 8, BN_KEPT, SCOPE_ALL)
+        fp, q = quality(e, e["rows"][0]), quality(e, kept)
+        if fp is not None and q is not None:
+            n = w8.get("narrow_channels")
+            w("With the batch norms kept (`--batchnorm keep`: per-tensor ranges of the convs before folding, the "
+              "reference code's grid, stored as one step per channel), W8A8 RTN per-tensor gets %.1f AP, a loss of "
+              "%.2f AP: %s the bound%s." % (
+                  q, fp - q, "within" if fp - q <= 0.5 else "still outside",
+                  "" if not n or "unfolded_below_one_sixteenth" not in n else
+                  " (before folding, %d of the %d channels of `%s` span less than 1/16 of its range, the widest %.0f× "
+                  "the median)" % (n["unfolded_below_one_sixteenth"], n["channels"], n["path"],
+                                    n["unfolded_max_over_median"])))
+            w("")
     if w8.get("per_channel_top") and pc_failed:
         w("W8A8 RTN per-channel misses the bound too. Its largest per-layer relative output errors (per-tensor "
           "weights in brackets) come from 8-bit rounding of activations with wide calibrated input ranges "

@@ -24,7 +24,11 @@ public final class Conv2d: Layer {
     public var weight: Tensor
     public var bias: Tensor?
     /// Set by `foldBatchNorms()` once a batch norm has been folded into this conv.
-    public private(set) var hasFoldedNorm = false
+    public var hasFoldedNorm: Bool { foldedNormScale != nil }
+    /// The folded batch norm's per-output-channel factor `γ/√(σ² + eps)` (the weight was
+    /// multiplied by it), or nil when no norm was folded. Quantization uses it to quantize as
+    /// if the norm had not been folded (`--batchnorm keep`).
+    public private(set) var foldedNormScale: [Float]?
     /// When set, `callAsFunction` delegates to it (quantization, calibration).
     public var executor: (any LayerExecutor)?
 
@@ -72,7 +76,7 @@ public final class Conv2d: Layer {
                                    runningMean: norm.runningMean, runningVar: norm.runningVar, eps: norm.eps)
         weight = folded.weight
         bias = folded.bias
-        hasFoldedNorm = true
+        foldedNormScale = foldedNormScale.map { zip($0, folded.scale).map { $0 * $1 } } ?? folded.scale
         norm.isFolded = true
     }
 

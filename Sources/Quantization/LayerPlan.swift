@@ -11,7 +11,7 @@ struct LayerPlan {
     let options: QuantizationOptions
     /// The float weight as `[O, Kg]` rows.
     let weight: [Float]
-    let baseWeightRanges: [ValueRange]
+    let weightBase: WeightRangeBase
     let activationBase: ActivationBase
     /// ARCQ may compensate this layer: a conv with weights or activations below 8 bits.
     let isCompensable: Bool
@@ -48,7 +48,8 @@ struct LayerPlan {
         self.options = options
         weight = layer.weight.scalars
         bias = layer.bias?.scalars
-        baseWeightRanges = weightRanges(weight, outputs: layer.outputs, granularity: options.granularity)
+        weightBase = WeightRangeBase(weight: weight, outputs: layer.outputs, granularity: options.granularity,
+                                     keptNormScales: options.batchNorm == .keep ? layer.foldedNormScale : nil)
         let rangeSource = options.method == .percentile ? (calibration.samplePercentiles ?? calibration.sampleRanges)
             : calibration.sampleRanges
         activationBase = ActivationBase(bits: bits.activation, mode: options.activationRanges, sampleRanges: rangeSource,
@@ -58,18 +59,14 @@ struct LayerPlan {
         fullSimulator = PatchSimulator(sample: calibration.patches, layer: layer)
         searchSimulator = calibration.patches.rows > options.calibration.searchRows
             ? PatchSimulator(sample: calibration.patches.prefix(options.calibration.searchRows), layer: layer) : fullSimulator
-        let unit = ValueRange(low: 1, high: 1)
-        weightQuantizers = makeWeightQuantizers(baseWeightRanges, factors: baseWeightRanges.map { _ in unit }, bits: bits.weight,
-                                            symmetric: options.symmetricWeights)
-        activation = activationBase.quantization(unit)
+        weightQuantizers = weightBase.quantizers(weightBase.unitFactors, bits: bits.weight, symmetric: options.symmetricWeights)
+        activation = activationBase.quantization(ValueRange(low: 1, high: 1))
         try chooseRanges()
         evaluate()
     }
 
-    private var unitFactors: [ValueRange] { baseWeightRanges.map { _ in ValueRange(low: 1, high: 1) } }
-
     private func quantizers(_ factors: [ValueRange]) -> [AffineQuantizer] {
-        makeWeightQuantizers(baseWeightRanges, factors: factors, bits: weightBits, symmetric: options.symmetricWeights)
+        weightBase.quantizers(factors, bits: weightBits, symmetric: options.symmetricWeights)
     }
 
     /// The method's range choice (and, for AdaRound and bias correction, the rest).
@@ -81,8 +78,9 @@ struct LayerPlan {
             if layer.kind == .linear {
                 // The reference's linear layers: a joint shrink grid on the weights, min/max activations.
                 let factors = shrinkFactors(gridSize: options.linearWeightGridSize, step: options.linearWeightStep)
-                weightQuantizers = quantizers(searchWeightGrid(weight, outputs: layer.outputs, ranges: baseWeightRanges,
-                                                               bits: weightBits, symmetric: options.symmetricWeights,
+                weightQuantizers = quantizers(searchWeightGrid(weightBase.rangeWeight(weight), outputs: layer.outputs,
+                                                               ranges: weightBase.ranges, bits: weightBits,
+                                                               symmetric: options.symmetricWeights,
                                                                factors: factors, norm: options.clipSearch.norm))
             } else {
                 compensateWeights = isCompensable && weightBits < 8
@@ -92,8 +90,9 @@ struct LayerPlan {
             }
         case .mse:
             let factors = shrinkFactors(gridSize: options.mseGridSize, step: options.mseStep)
-            weightQuantizers = quantizers(searchWeightGrid(weight, outputs: layer.outputs, ranges: baseWeightRanges,
-                                                           bits: weightBits, symmetric: options.symmetricWeights,
+            weightQuantizers = quantizers(searchWeightGrid(weightBase.rangeWeight(weight), outputs: layer.outputs,
+                                                           ranges: weightBase.ranges, bits: weightBits,
+                                                           symmetric: options.symmetricWeights,
                                                            factors: factors, norm: options.mseNorm))
             activation = activationBase.quantization(
                 searchActivationGrid(simulator: searchSimulator, base: activationBase, factors: factors, norm: options.mseNorm))
@@ -118,7 +117,7 @@ struct LayerPlan {
 
     /// ARCQ's clipping search with or without the compensation terms in the objective.
     private mutating func search(compensated: Bool) {
-        let choice = searchClipping(simulator: searchSimulator, weight: weight, weightRanges: baseWeightRanges,
+        let choice = searchClipping(simulator: searchSimulator, weight: weight, weightBase: weightBase,
                                     weightBits: weightBits, symmetric: options.symmetricWeights,
                                     activationBase: activationBase,
                                     compensateWeights: compensated && weightBits < 8,
@@ -147,7 +146,7 @@ struct LayerPlan {
             codes(withRemainders: compensateWeights))
         errorUncompensated = simulator.meanError(plain, norm: norm)
         errorCompensated = simulator.meanError(compensated, norm: norm)
-        let eightBitWeights = makeWeightQuantizers(baseWeightRanges, factors: unitFactors, bits: 8, symmetric: options.symmetricWeights)
+        let eightBitWeights = weightBase.quantizers(weightBase.unitFactors, bits: 8, symmetric: options.symmetricWeights)
         let eightBitActivation = ActivationBase(bits: 8, mode: options.activationRanges, sampleRanges: calibration.sampleRanges,
                                                 perLevel: options.perLevelActivationRanges,
                                                 trim: options.calibration.trimFraction, patches: calibration.patches)

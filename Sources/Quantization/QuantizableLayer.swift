@@ -70,6 +70,14 @@ public enum QuantizableLayer {
         }
     }
 
+    /// The per-output-channel factor of a batch norm folded into this conv (`γ/√(σ² + eps)`), or nil.
+    public var foldedNormScale: [Float]? {
+        switch self {
+        case .conv(let conv): conv.foldedNormScale
+        case .linear: nil
+        }
+    }
+
     /// Length of one group's patch (the weight row): `I/groups·kH·kW`, or `in`.
     public var groupPatchLength: Int { weight.count / outputs }
     /// Length of a full patch row: `groups · groupPatchLength`.

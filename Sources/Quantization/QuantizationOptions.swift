@@ -24,6 +24,18 @@ public enum WeightGranularity: String, Sendable, Codable, CaseIterable {
     case perChannel = "per-channel"
 }
 
+/// How weight ranges treat a batch norm folded into its conv (docs/arcq.md §2).
+public enum BatchNormMode: String, Sendable, Codable, CaseIterable {
+    /// Ranges of the folded weight (detq's default).
+    case fold
+    /// Ranges of the conv weight before folding, as the reference code (which does not fold)
+    /// quantizes it: a per-tensor range is taken over the unfolded weight, and output channel `o`
+    /// runs on that range times its norm factor `γ_o/√(σ_o² + eps)`: the model still runs
+    /// folded, with per-channel steps equal to per-tensor quantization of the unfolded conv.
+    /// Per-channel ranges are the same either way (a channel's range scales with its factor).
+    case keep
+}
+
 /// Where activation ranges come from at run time.
 public enum ActivationRangeMode: String, Sendable, Codable, CaseIterable {
     /// Calibrated, frozen ranges (the default).
@@ -188,6 +200,8 @@ public struct QuantizationOptions: Sendable, Codable, Equatable {
     /// Bits of linear layers (W8A8 and never compensated in the reference code).
     public var linearBits = 8
     public var granularity = WeightGranularity.perTensor
+    /// nil: `.fold` (recipes written before the option existed have no value).
+    public var batchNorm: BatchNormMode?
     public var symmetricWeights = false
     public var activationRanges = ActivationRangeMode.static
     /// A layer called several times per forward (a shared head) keeps one activation range per call.

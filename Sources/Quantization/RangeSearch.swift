@@ -26,6 +26,59 @@ func makeWeightQuantizers(_ ranges: [ValueRange], factors: [ValueRange], bits: I
     }
 }
 
+/// The weight ranges a method's factors apply to (one per output channel, or one for the
+/// tensor), and the quantizers they make.
+///
+/// With a batch norm kept (`BatchNormMode.keep`) at per-tensor granularity, `ranges` holds the
+/// range of the unfolded weight `W_o = W'_o / g_o` (`g` the folded norm's factors) and each
+/// output channel `o` gets the quantizer of that range times `g_o` (ends swapped when
+/// `g_o < 0`): its codes are those of the unfolded weight (negated when `g_o < 0`) and its step is
+/// `|g_o|` times the unfolded step.
+struct WeightRangeBase {
+    let ranges: [ValueRange]
+    /// The folded norm's per-channel factors when kept, else nil.
+    let channelScales: [Float]?
+
+    init(weight: [Float], outputs: Int, granularity: WeightGranularity, keptNormScales: [Float]? = nil) {
+        guard granularity == .perTensor, let scales = keptNormScales, scales.count == outputs else {
+            ranges = weightRanges(weight, outputs: outputs, granularity: granularity)
+            channelScales = nil
+            return
+        }
+        ranges = weightRanges(Self.unfolded(weight, scales: scales), outputs: outputs, granularity: .perTensor)
+        channelScales = scales
+    }
+
+    /// The weight values `ranges` describe: `weight` itself, or the unfolded weight.
+    func rangeWeight(_ weight: [Float]) -> [Float] {
+        channelScales.map { Self.unfolded(weight, scales: $0) } ?? weight
+    }
+
+    /// `[O, K]` rows divided by their channel's factor (a zero factor leaves a zero row).
+    private static func unfolded(_ weight: [Float], scales: [Float]) -> [Float] {
+        let rowLength = scales.isEmpty ? 0 : weight.count / scales.count
+        return weight.indices.map { index in
+            let scale = scales[index / rowLength]
+            return scale == 0 ? 0 : weight[index] / scale
+        }
+    }
+
+    /// One factor pair per range, all 1.
+    var unitFactors: [ValueRange] { ranges.map { _ in ValueRange(low: 1, high: 1) } }
+
+    func quantizers(_ factors: [ValueRange], bits: Int, symmetric: Bool) -> [AffineQuantizer] {
+        guard let channelScales, let base = ranges.first, let factor = factors.first else {
+            return makeWeightQuantizers(ranges, factors: factors, bits: bits, symmetric: symmetric)
+        }
+        let range = ValueRange(low: base.low * factor.low, high: base.high * factor.high)
+        return channelScales.map { scale in
+            let low = scale >= 0 ? range.low * scale : range.high * scale
+            let high = scale >= 0 ? range.high * scale : range.low * scale
+            return AffineQuantizer(bits: bits, low: low, high: high, symmetric: symmetric)
+        }
+    }
+}
+
 /// The calibrated activation ranges a search starts from, and how factors apply to them.
 struct ActivationBase {
     let bits: Int
@@ -104,19 +157,20 @@ struct ClipChoice {
 /// `mean |Y − Ŷ|^p` of the compensated output (`compensateWeights`/`compensateActivations`
 /// say which remainder terms it carries; neither: plain RTN). Per-channel weight ranges pick
 /// their factors independently (each output channel's error depends on its own weights only).
-func searchClipping(simulator: PatchSimulator, weight: [Float], weightRanges: [ValueRange], weightBits: Int,
+func searchClipping(simulator: PatchSimulator, weight: [Float], weightBase: WeightRangeBase, weightBits: Int,
                     symmetric: Bool, activationBase: ActivationBase, compensateWeights: Bool,
                     compensateActivations: Bool, options: ClipSearchOptions, remainderMode: RemainderMode) -> ClipChoice {
     let outputs = simulator.outputs
     let factors = shrinkFactors(gridSize: options.gridSize, step: options.step)
-    var choice = ClipChoice(weightFactors: weightRanges.map { _ in ValueRange(low: 1, high: 1) },
+    let ranges = weightBase.ranges
+    var choice = ClipChoice(weightFactors: weightBase.unitFactors,
                             activationFactors: ValueRange(low: 1, high: 1))
-    let weightsNegative = weightRanges.contains { $0.low < 0 }
-    let weightsPositive = weightRanges.contains { $0.high > 0 }
+    let weightsNegative = ranges.contains { $0.low < 0 }
+    let weightsPositive = ranges.contains { $0.high > 0 }
 
     func codes(_ weightFactors: [ValueRange]) -> WeightCodes {
         weightCodes(weight, outputs: outputs,
-                    quantizers: makeWeightQuantizers(weightRanges, factors: weightFactors, bits: weightBits, symmetric: symmetric),
+                    quantizers: weightBase.quantizers(weightFactors, bits: weightBits, symmetric: symmetric),
                     withRemainders: compensateWeights, mode: remainderMode)
     }
     func activationCodes(_ factors: ValueRange) -> ActivationCodes {
@@ -125,7 +179,7 @@ func searchClipping(simulator: PatchSimulator, weight: [Float], weightRanges: [V
     /// Per-range errors: summed over channels for one range, else per channel.
     func rangeErrors(_ output: [Float]) -> [Double] {
         let channels = simulator.channelErrors(output, norm: options.norm)
-        return weightRanges.count == 1 ? [channels.reduce(0, +)] : channels
+        return ranges.count == 1 ? [channels.reduce(0, +)] : channels
     }
 
     for _ in 0..<options.passes {
@@ -154,8 +208,8 @@ func searchClipping(simulator: PatchSimulator, weight: [Float], weightRanges: [V
         // Weights, with the current activation quantizer.
         let activations = activationCodes(choice.activationFactors)
         func searchWeightEnd(high: Bool) {
-            var bestErrors = [Double](repeating: .infinity, count: weightRanges.count)
-            var bestFactors = [Float](repeating: 1, count: weightRanges.count)
+            var bestErrors = [Double](repeating: .infinity, count: ranges.count)
+            var bestFactors = [Float](repeating: 1, count: ranges.count)
             for factor in factors {
                 let candidate = choice.weightFactors.map { current -> ValueRange in
                     if symmetric { return ValueRange(low: factor, high: factor) }

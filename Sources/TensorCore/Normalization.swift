@@ -53,9 +53,10 @@ public func batchNorm(_ input: Tensor, weight: Tensor, bias: Tensor, runningMean
 /// `torch.nn.utils.fuse_conv_bn_weights`: `w' = w · (γ · r)` per output channel and
 /// `b' = (b − μ) · r · γ + β` with `r = 1 / √(σ² + eps)`.
 /// `convWeight` is `[O, ...]`, `convBias` `[O]` or nil (zeros); BN parameters are `[O]`.
-/// Returns the weight in `convWeight`'s shape and the bias `[O]`.
+/// Returns the weight in `convWeight`'s shape, the bias `[O]` and the per-channel factors
+/// `γ · r` the weight was multiplied by.
 public func foldBatchNorm(convWeight: Tensor, convBias: Tensor?, weight: Tensor, bias: Tensor, runningMean: Tensor,
-                          runningVar: Tensor, eps: Float) -> (weight: Tensor, bias: Tensor) {
+                          runningVar: Tensor, eps: Float) -> (weight: Tensor, bias: Tensor, scale: [Float]) {
     precondition(convWeight.rank >= 1, "foldBatchNorm: conv weight must be [O, ...], got \(convWeight.shape)")
     let channels = convWeight.shape[0]
     for (name, parameter) in [("weight", weight), ("bias", bias), ("runningMean", runningMean), ("runningVar", runningVar)] {
@@ -67,16 +68,18 @@ public func foldBatchNorm(convWeight: Tensor, convBias: Tensor?, weight: Tensor,
     let perChannel = channels == 0 ? 0 : convWeight.count / channels
     var foldedWeight = convWeight
     var foldedBias = [Float](repeating: 0, count: channels)
+    var factors = [Float](repeating: 0, count: channels)
     foldedWeight.withUnsafeMutableBufferPointer { values in
         for c in 0..<channels {
             let reciprocalStd = 1 / (runningVar.scalars[c] + eps).squareRoot()
             let factor = weight.scalars[c] * reciprocalStd
+            factors[c] = factor
             for i in (c * perChannel)..<((c + 1) * perChannel) { values[i] *= factor }
             let original = convBias?.scalars[c] ?? 0
             foldedBias[c] = (original - runningMean.scalars[c]) * reciprocalStd * weight.scalars[c] + bias.scalars[c]
         }
     }
-    return (foldedWeight, Tensor(shape: [channels], scalars: foldedBias))
+    return (foldedWeight, Tensor(shape: [channels], scalars: foldedBias), factors)
 }
 
 /// torchvision SSD's `L2Norm`: `scale[c] · x / max(‖x[n, :, …]‖₂, eps)`, the norm taken over

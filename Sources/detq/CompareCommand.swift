@@ -36,6 +36,9 @@ struct Compare: ParsableCommand {
     @Option(help: "Weight granularity: per-tensor or per-channel.")
     var granularity = WeightGranularity.perTensor
 
+    @Option(help: "Batch norms: fold (ranges of the folded weights) or keep (ranges of the convs before folding).")
+    var batchnorm = BatchNormMode.fold
+
     @Option(help: "Parts to quantize, comma-separated: backbone, neck, head.")
     var scope = "backbone,neck,head"
 
@@ -78,6 +81,7 @@ struct Compare: ParsableCommand {
             ?? Array(repeating: nil, count: modelList.count)
         var options = QuantizationOptions(method: .arcq, weightBits: wbits, activationBits: abits)
         options.granularity = granularity
+        options.batchNorm = batchnorm
         options.calibration.seed = calibration.seed
         let rows = try runComparison(ComparisonRequest(
             models: modelList, weights: weightList, images: evaluationSet.images, annotations: evaluationSet.annotations,

@@ -11,6 +11,7 @@ extension ActivationRangeMode: ExpressibleByArgument {}
 extension ExecutionMode: ExpressibleByArgument {}
 extension RemainderMode: ExpressibleByArgument {}
 extension CompensationErrorMeasure: ExpressibleByArgument {}
+extension BatchNormMode: ExpressibleByArgument {}
 
 /// `--quantized Q [--mode simulated|integer]` for the commands that run a model.
 struct QuantizedModelOptions: ParsableArguments {
@@ -54,6 +55,9 @@ struct Quantize: ParsableCommand {
 
     @Option(help: "Weight granularity: per-tensor (default) or per-channel.")
     var granularity: WeightGranularity?
+
+    @Option(help: "Batch norms: fold (ranges of the folded weights, the default) or keep (ranges of the convs before folding, as the reference code; per-tensor weights then get one step per channel, the unfolded step times the norm's factor).")
+    var batchnorm = BatchNormMode.fold
 
     @Option(help: "A mixed-precision recipe (`detq sensitivity --suggest` writes one): method, granularity and bits per part; replaces --method, --wbits, --abits, --granularity and --scope.")
     var recipe: String?
@@ -131,6 +135,7 @@ struct Quantize: ParsableCommand {
                 options.granularity = granularity ?? .perTensor
             }
             options.firstLastBits = firstLastBits
+            options.batchNorm = batchnorm
             options.symmetricWeights = symmetricWeights
             options.activationRanges = actRanges
             options.perLevelActivationRanges = perLevelRanges

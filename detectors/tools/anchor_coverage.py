@@ -25,10 +25,10 @@ import shapes_models  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
-def anchors_for(bases, size, strides):
+def anchors_for(bases, size, strides, aspect_ratios=(0.5, 1.0, 2.0)):
     """The anchors of one size-px image, built as the shipped RetinaNet builds its anchor generator."""
     sizes = shapes_models._retinanet_anchor_sizes(bases)
-    generator = shapes_models._anchor_generator({"sizes": sizes, "aspect_ratios": [[0.5, 1.0, 2.0]] * len(sizes)})
+    generator = shapes_models._anchor_generator({"sizes": sizes, "aspect_ratios": [list(aspect_ratios)] * len(sizes)})
     images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
     features = [torch.zeros(1, 1, size // s, size // s) for s in strides]
     return generator(images, features)[0]
@@ -82,6 +82,8 @@ def main(argv=None):
     parser.add_argument("--bases", nargs="+", default=["8,16,32,64,128", "12,24,48,96,192", "16,32,64,128,256"],
                         help="anchor base sizes per level (P3-P7), comma-separated; one set per argument")
     parser.add_argument("--thresholds", nargs="+", default=["0.5,0.4", "0.4,0.3"], help="fg,bg IoU thresholds")
+    parser.add_argument("--aspect-ratios", nargs="+", default=["0.5,1.0,2.0"],
+                        help="anchor aspect ratios (height / width), comma-separated; one set per argument")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     with open(os.path.join(args.train_dir, "instances.json")) as f:
@@ -90,17 +92,21 @@ def main(argv=None):
     size, strides = shapes_models.IMAGE_SIZE, config["fpn"]["strides"]
     print(f"{args.images} training images, {size}-px input, strides {strides}; current config: "
           f"sizes {config['anchor_generator']['sizes']}, thresholds {config['fg_iou_thresh']}/{config['bg_iou_thresh']}")
-    print("| bases | fg / bg | median best IoU | best IoU < fg | positives small / medium / large | shapes without |")
-    print("| --- | --- | ---: | ---: | --- | ---: |")
+    print("| bases | aspect ratios | fg / bg | median best IoU | best IoU < fg | positives small / medium / large "
+          "| shapes without |")
+    print("| --- | --- | --- | ---: | ---: | --- | ---: |")
     images = shapes_per_image(dataset, args.images, size)
     for bases in args.bases:
-        anchors = anchors_for([int(b) for b in bases.split(",")], size, strides)
-        for t in args.thresholds:
-            fg, bg = (float(x) for x in t.split(","))
-            c = coverage(images, anchors, fg, bg)
-            m = c["mean_positives"]
-            print(f"| {bases} | {fg} / {bg} | {c['median_best_iou']:.2f} | {100 * c['share_best_iou_below_fg']:.0f} % | "
-                  f"{m['small']:.1f} / {m['medium']:.1f} / {m['large']:.1f} | {c['without_positive']} of {c['shapes']} |")
+        for ratios in args.aspect_ratios:
+            anchors = anchors_for([int(b) for b in bases.split(",")], size, strides,
+                                  [float(r) for r in ratios.split(",")])
+            for t in args.thresholds:
+                fg, bg = (float(x) for x in t.split(","))
+                c = coverage(images, anchors, fg, bg)
+                m = c["mean_positives"]
+                print(f"| {bases} | {ratios} | {fg} / {bg} | {c['median_best_iou']:.2f} | "
+                      f"{100 * c['share_best_iou_below_fg']:.0f} % | "
+                      f"{m['small']:.1f} / {m['medium']:.1f} / {m['large']:.1f} | {c['without_positive']} of {c['shapes']} |")
 
 
 if __name__ == "__main__":
