@@ -179,7 +179,7 @@ class Runner:
     def run_or_reuse(self, args, log_path, timeout_s, outputs, reuse):
         """`run`, or with `reuse` the earlier run whose outputs are all there (its record in
         outputs[0].run.json, or what the files tell when that is missing) and that was made from
-        the same weights (sha256 in the record; for older records, weights not modified since)."""
+        the same weights (sha256 in the record; for older records, repository weights not modified since)."""
         record = outputs[0] + ".run.json"
         weights = str(args[args.index("--weights") + 1]) if "--weights" in args else None
         digest = file_sha256(weights) if weights else None
@@ -215,6 +215,10 @@ class Runner:
         recorded = load_json(record).get("weights_sha256") if exists(record) else None
         if recorded is not None:
             stale = recorded != digest
+        elif os.path.normpath(weights).startswith(".."):
+            # read-only data outside the repository (../shared): copied afresh for each session, so its
+            # modification time says nothing, and it is never retrained
+            stale = False
         else:
             stale = os.path.getmtime(os.path.join(ROOT, weights)) > os.path.getmtime(os.path.join(ROOT, output))
         if stale:
@@ -1091,7 +1095,7 @@ def render_analysis(w, e):
               "%.2f AP: %s the bound%s." % (
                   q, fp - q, "within" if fp - q <= 0.5 else "still outside",
                   "" if not n or "unfolded_below_one_sixteenth" not in n else
-                  " (before folding, %d of the %d channels of `%s` span less than 1/16 of its range, the widest %.0f× "
+                  " (before folding, %d of the %d channels of `%s` span less than 1/16 of its range, the widest %.1f× "
                   "the median)" % (n["unfolded_below_one_sixteenth"], n["channels"], n["path"],
                                     n["unfolded_max_over_median"])))
             w("")
