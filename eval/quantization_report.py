@@ -1390,9 +1390,8 @@ def main():
     runner = Runner(args.detq, log)
 
     finished = {}
-    measured_r50 = []
 
-    def save():
+    def save(measured_r50=False):
         # With --merge, another invocation may have written models meanwhile: read the file again and
         # replace only the models this one has finished.
         if args.merge and exists(REPORT_JSON):
@@ -1413,8 +1412,7 @@ def main():
         save()
     if args.r50_timing:
         data["r50_timing"] = r50_timing(runner, args, log)
-        measured_r50.append(True)
-    save()
+    save(measured_r50=args.r50_timing)
     log("wrote %s and %s" % (REPORT_JSON, REPORT_MD))
 
 
