@@ -100,7 +100,7 @@ def default_config(family):
                     "extra_blocks": {"type": "last_level_p6p7", "in_channels": 64, "out_channels": 64, "use_p5": True,
                                      "layout": "p6 = conv3x3 stride 2 (P5); p7 = conv3x3 stride 2 (relu(p6)); with bias"},
                     "output_names": ["0", "1", "2", "p6", "p7"], "strides": [8, 16, 32, 64, 128]},
-            "anchor_generator": {"type": "anchor_generator", "sizes": _retinanet_anchor_sizes([16, 32, 64, 128, 256]),
+            "anchor_generator": {"type": "anchor_generator", "sizes": _retinanet_anchor_sizes([24, 48, 96, 192, 384]),
                                  "aspect_ratios": [[0.5, 1.0, 2.0]] * 5},
             "head": {"type": "retinanet_head", "version": "v2", "in_channels": 64, "num_anchors": 9, "num_convs": 4,
                      "norm_layer": "group_norm", "group_norm_num_groups": 32, "group_norm_eps": 1e-5,
