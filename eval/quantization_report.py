@@ -679,10 +679,10 @@ def read_safetensors(path, keys):
     return out
 
 
-def folded_channel_ranges(weights, conv_path, eps=1e-5, fold=True):
-    """Per output channel, max |w| of a conv after folding the BatchNorm that follows it (before folding
-    when `fold` is false) (`<block>.0` conv, `<block>.1` BatchNorm, torchvision's Conv2dNormActivation
-    layout); None when the weights do not have that layout."""
+def channel_magnitudes(weights, conv_path, eps=1e-5):
+    """Per output channel, max |w| of a conv before and after folding the BatchNorm that follows it
+    (`<block>.0` conv, `<block>.1` BatchNorm, torchvision's Conv2dNormActivation layout), as two lists;
+    None when the weights do not have that layout."""
     if not conv_path.endswith(".0") or not weights.endswith(".safetensors"):
         return None
     bn = conv_path[:-1] + "1"
@@ -692,8 +692,8 @@ def folded_channel_ranges(weights, conv_path, eps=1e-5, fold=True):
     w, shape = t[conv_path + ".weight"]
     gamma, var = t[bn + ".weight"][0], t[bn + ".running_var"][0]
     per = len(w) // shape[0]
-    return [max(abs(x) for x in w[c * per:(c + 1) * per]) * (abs(gamma[c]) / math.sqrt(var[c] + eps) if fold else 1)
-            for c in range(shape[0])]
+    unfolded = [max(abs(x) for x in w[c * per:(c + 1) * per]) for c in range(shape[0])]
+    return unfolded, [m * (abs(gamma[c]) / math.sqrt(var[c] + eps)) for c, m in enumerate(unfolded)]
 
 
 def narrow_channels(weights, top):
@@ -702,9 +702,9 @@ def narrow_channels(weights, top):
     per-tensor 8-bit grid), with that count, and the same figures for the weights before folding."""
     found = []
     for t in top:
-        ranges = folded_channel_ranges(weights, t["path"]) if t["kind"] == "depthwise" else None
-        unfolded = folded_channel_ranges(weights, t["path"], fold=False) if ranges else None
-        if ranges and unfolded:
+        magnitudes = channel_magnitudes(weights, t["path"]) if t["kind"] == "depthwise" else None
+        if magnitudes:
+            unfolded, ranges = magnitudes
             top_range, top_unfolded = max(ranges), max(unfolded)
             found.append({"path": t["path"], "channels": len(ranges),
                           "below_one_sixteenth": sum(r < top_range / 16 for r in ranges),
