@@ -6,7 +6,7 @@ This is how the shipped RetinaNet's anchor sizes were chosen (see its README): a
 the level strides leave 43 % of the shapes without any anchor at IoU >= 0.5.
 
 Usage (dev time, needs torch):
-    .venv-ref/bin/python detectors/tools/anchor_coverage.py [--images 300] [--bases 8,16,32,64,128 ...]
+    .venv-ref/bin/python detectors/tools/anchor_coverage.py [--images 300] [--bases 8,16,32,64,128 ...] [--scales 1,2,4 ...]
 """
 import argparse
 import json
@@ -25,9 +25,11 @@ import shapes_models  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
-def anchors_for(bases, size, strides, aspect_ratios=(0.5, 1.0, 2.0)):
-    """The anchors of one size-px image, built as the shipped RetinaNet builds its anchor generator."""
-    sizes = shapes_models._retinanet_anchor_sizes(bases)
+def anchors_for(bases, size, strides, aspect_ratios=(0.5, 1.0, 2.0), scales=None):
+    """The anchors of one size-px image, built as the shipped RetinaNet builds its anchor generator
+    (`scales`: per-level size multipliers instead of torchvision's 1, 2^(1/3), 2^(2/3))."""
+    sizes = (shapes_models._retinanet_anchor_sizes(bases) if scales is None
+             else [[int(b * s) for s in scales] for b in bases])
     generator = shapes_models._anchor_generator({"sizes": sizes, "aspect_ratios": [list(aspect_ratios)] * len(sizes)})
     images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
     features = [torch.zeros(1, 1, size // s, size // s) for s in strides]
@@ -84,6 +86,9 @@ def main(argv=None):
     parser.add_argument("--thresholds", nargs="+", default=["0.5,0.4", "0.4,0.3"], help="fg,bg IoU thresholds")
     parser.add_argument("--aspect-ratios", nargs="+", default=["0.5,1.0,2.0"],
                         help="anchor aspect ratios (height / width), comma-separated; one set per argument")
+    parser.add_argument("--scales", nargs="+", default=["torchvision"],
+                        help="anchor size multipliers per level, comma-separated (one set per argument); "
+                             "'torchvision' = 1, 2^(1/3), 2^(2/3) truncated")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     with open(os.path.join(args.train_dir, "instances.json")) as f:
@@ -92,19 +97,20 @@ def main(argv=None):
     size, strides = shapes_models.IMAGE_SIZE, config["fpn"]["strides"]
     print(f"{args.images} training images, {size}-px input, strides {strides}; current config: "
           f"sizes {config['anchor_generator']['sizes']}, thresholds {config['fg_iou_thresh']}/{config['bg_iou_thresh']}")
-    print("| bases | aspect ratios | fg / bg | median best IoU | best IoU < fg | positives small / medium / large "
+    print("| bases | scales | aspect ratios | fg / bg | median best IoU | best IoU < fg | positives small / medium / large "
           "| shapes without |")
-    print("| --- | --- | --- | ---: | ---: | --- | ---: |")
+    print("| --- | --- | --- | --- | ---: | ---: | --- | ---: |")
     images = shapes_per_image(dataset, args.images, size)
     for bases in args.bases:
-        for ratios in args.aspect_ratios:
+        for scales, ratios in ((sc, r) for sc in args.scales for r in args.aspect_ratios):
             anchors = anchors_for([int(b) for b in bases.split(",")], size, strides,
-                                  [float(r) for r in ratios.split(",")])
+                                  [float(r) for r in ratios.split(",")],
+                                  None if scales == "torchvision" else [float(x) for x in scales.split(",")])
             for t in args.thresholds:
                 fg, bg = (float(x) for x in t.split(","))
                 c = coverage(images, anchors, fg, bg)
                 m = c["mean_positives"]
-                print(f"| {bases} | {ratios} | {fg} / {bg} | {c['median_best_iou']:.2f} | "
+                print(f"| {bases} | {scales} | {ratios} | {fg} / {bg} | {c['median_best_iou']:.2f} | "
                       f"{100 * c['share_best_iou_below_fg']:.0f} % | "
                       f"{m['small']:.1f} / {m['medium']:.1f} / {m['large']:.1f} | {c['without_positive']} of {c['shapes']} |")
 
