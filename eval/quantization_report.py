@@ -52,6 +52,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT_JSON = "eval/reports/quantization.json"
 REPORT_MD = "eval/reports/quantization.md"
+FAKEQUANT_JSON = "eval/reports/fakequant_torch.json"  # written by eval/fakequant_torch.py (dev time, torch)
 OUT = "out/quantization"
 
 SHAPES_CALIB = "datasets/shapes/calib/images"
@@ -1066,6 +1067,37 @@ def narrow_text(n):
                 n["path"], n["below_one_sixteenth"], n["channels"], n["max_over_median"]))
 
 
+def render_torch_crosscheck(w, e):
+    """The W8A8 RTN rows of an independent torch fake quantization (eval/fakequant_torch.py) of the same weights."""
+    if not os.path.exists(os.path.join(ROOT, FAKEQUANT_JSON)) or not exists(e["weights"]):
+        return
+    torch_entry = load_json(FAKEQUANT_JSON).get(e["model"])
+    if not torch_entry or torch_entry.get("weights_sha256") != file_sha256(e["weights"]):
+        return
+    rows = torch_entry["rows"]
+    fp = rows.get("fp32", {}).get("AP")
+    parts, differences = [], []
+    for key, granularity in (("w8a8 rtn per-channel/static", "per-channel"), ("w8a8 rtn per-tensor/static", "per-tensor")):
+        detq_row = find(e["rows"], "rtn", 8, granularity, SCOPE_ALL)
+        if key in rows and fp is not None and detq_row is not None and quality(e, detq_row) is not None:
+            torch_loss, detq_loss = 100 * (fp - rows[key]["AP"]), quality(e, e["rows"][0]) - quality(e, detq_row)
+            differences.append(abs(torch_loss - detq_loss))
+            parts.append("%s %.1f AP, a loss of %.2f (detq %.2f)" % (granularity, 100 * rows[key]["AP"], torch_loss, detq_loss))
+    if "w8a8 rtn per-channel/dynamic" in rows and fp is not None:
+        parts.append("per-channel with dynamic activation ranges (each input's own min/max, the reference code's "
+                     "mode) %.1f AP, a loss of %.2f" % (100 * rows["w8a8 rtn per-channel/dynamic"]["AP"],
+                                                        100 * (fp - rows["w8a8 rtn per-channel/dynamic"]["AP"])))
+    if parts:
+        w("Cross-check: an independent fake quantization in torch of the same weights and recipe "
+          "(`.venv-ref/bin/python eval/fakequant_torch.py --models %s`: BN folded, min/max ranges, static "
+          "activation ranges the mean of per-image min/max over the same 32 calibration images) gives W8A8 RTN %s.%s" % (
+              e["model"], "; ".join(parts),
+              "" if not differences else " The two implementations' losses differ by at most %.2f AP points%s." % (
+                  max(differences), ", so the W8A8 loss belongs to the model and the recipe, not to detq's implementation"
+                  if max(differences) <= 0.25 else "")))
+        w("")
+
+
 def render_analysis(w, e):
     an = e.get("analysis") or {}
     w8 = an.get("w8a8_granularity") or {}
@@ -1109,6 +1141,7 @@ def render_analysis(w, e):
                                     if t.get("activation_ranges") else "")
               for t in w8["per_channel_top"]))
         w("")
+    render_torch_crosscheck(w, e)
     kinds = an.get("rtn_rse_by_kind", {})
     if kinds.get("per-tensor", {}).get("depthwise"):
         pt, pc = kinds["per-tensor"], kinds.get("per-channel", {})
