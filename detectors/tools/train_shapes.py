@@ -228,7 +228,7 @@ shipped F16 weights read back as F32 in torchvision:
 | {s['AP']:.3f} | {s['AP50']:.3f} | {s['AP75']:.3f} | {s['APs']:.3f} | {s['APm']:.3f} | {s['APl']:.3f} | {s['AR100']:.3f} |
 
 ```
-/work/main/.venv-ref/bin/python detectors/tools/eval_shapes_torch.py --name {name}
+.venv-ref/bin/python detectors/tools/eval_shapes_torch.py --name {name}
 ```
 
 `golden_detections.json`: torchvision's final detections (boxes xyxy in pixels, scores, labels) for the first
