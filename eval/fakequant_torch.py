@@ -12,6 +12,9 @@ separately, so agreement says a W8A8 loss belongs to the model, not to detq:
     `static`: the mean over the calibration images of each image's min and max (over all calls of
     the layer in that forward, as detq without --per-level-ranges); `dynamic`: each input's own
     min/max (detq's --act-ranges dynamic);
+  * ablations: weights-only (activations float), acts-only (weights float) and noise:SEED (float
+    activations; float weights plus seeded uniform noise of one grid step: what a perturbation of
+    the size of a rounding error costs, which tells a quantizer's loss from the model's sensitivity);
   * calibration on the 32 images of datasets/shapes/calib/images, evaluation on datasets/shapes/val
     with pycocotools, one image per forward.
 
@@ -25,6 +28,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 import time
 
@@ -90,18 +94,35 @@ def quantize_weight(weight, bits, per_channel, linear):
     return fake_quant(rows, low, high, bits).reshape(weight.shape)
 
 
+def add_step_noise(weight, bits, per_channel):
+    """The weight plus uniform noise in ±step/2 of its min/max grid (the size of a rounding error)."""
+    rows = weight.reshape(weight.shape[0], -1) if per_channel else weight.reshape(1, -1)
+    low, high = rows.min(1, keepdim=True).values.clamp(max=0), rows.max(1, keepdim=True).values.clamp(min=0)
+    step = ((high - low) / (2 ** bits - 1)).clamp(min=1e-5)
+    return (rows + (torch.rand_like(rows) - 0.5) * step).reshape(weight.shape)
+
+
 class FakeQuant:
     """Quantizes the weights of every conv / linear once and their inputs on every call."""
 
     def __init__(self, model, wbits, abits, per_channel, mode):
+        """`mode`: static | dynamic (weights and activations), weights-only (activations float), acts-only
+        (static activation ranges, float weights) or noise:SEED (float activations; the float weights plus
+        uniform noise of one step of the weight grid, seeded: how much a perturbation of 8-bit size costs)."""
         self.layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         self.first = self.layers[0]
         self.abits, self.mode = abits, mode
         self.ranges, self.collect = {}, None
+        if mode.startswith("noise:"):
+            torch.manual_seed(int(mode.split(":")[1]))
         for layer in self.layers:
             bits = 8 if layer is self.first or isinstance(layer, nn.Linear) else wbits
-            layer.weight.data = quantize_weight(layer.weight.data, bits, per_channel, isinstance(layer, nn.Linear))
-            layer.register_forward_pre_hook(self.hook)
+            if mode.startswith("noise:"):
+                layer.weight.data = add_step_noise(layer.weight.data, bits, per_channel)
+            elif mode != "acts-only":
+                layer.weight.data = quantize_weight(layer.weight.data, bits, per_channel, isinstance(layer, nn.Linear))
+            if mode in ("static", "dynamic", "acts-only"):
+                layer.register_forward_pre_hook(self.hook)
 
     def hook(self, layer, inputs):
         x = inputs[0]
@@ -153,7 +174,7 @@ def run(name, setting, wbits, abits):
         granularity, mode = setting.split("/")
         fold_batch_norms(model)
         quant = FakeQuant(model, wbits, abits, granularity == "per-channel", mode)
-        if mode == "static":
+        if mode in ("static", "acts-only"):
             quant.calibrate(model, sorted(glob.glob(os.path.join(CALIB, "*.jpg"))))
     return evaluate(model, config)
 
@@ -162,7 +183,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", required=True, help="comma-separated shipped detector names")
     parser.add_argument("--settings", nargs="+", default=["per-channel/static", "per-channel/dynamic", "per-tensor/static"],
-                        help="GRANULARITY/RANGES: per-tensor|per-channel / static|dynamic")
+                        help="GRANULARITY/MODE: per-tensor|per-channel / static|dynamic|weights-only|acts-only|noise:SEED")
     parser.add_argument("--wbits", type=int, default=8)
     parser.add_argument("--abits", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
@@ -170,8 +191,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     for s in args.settings:
         g, _, m = s.partition("/")
-        if g not in ("per-tensor", "per-channel") or m not in ("static", "dynamic"):
-            parser.error(f"--settings {s!r}: expected per-tensor|per-channel / static|dynamic")
+        if g not in ("per-tensor", "per-channel") or not (
+                m in ("static", "dynamic", "weights-only", "acts-only") or re.fullmatch(r"noise:\d+", m)):
+            parser.error(f"--settings {s!r}: expected per-tensor|per-channel / static|dynamic|weights-only|acts-only|noise:SEED")
     report = {}
     if os.path.exists(OUT_JSON):
         with open(OUT_JSON) as f:

@@ -1096,6 +1096,20 @@ def render_torch_crosscheck(w, e):
                   max(differences), ", so the W8A8 loss belongs to the model and the recipe, not to detq's implementation"
                   if max(differences) <= 0.25 else "")))
         w("")
+    weights_only, acts_only = rows.get("w8a8 rtn per-channel/weights-only"), rows.get("w8a8 rtn per-channel/acts-only")
+    noise = [v["AP"] for k, v in sorted(rows.items()) if k.startswith("w8a8 rtn per-channel/noise:")]
+    if fp is not None and weights_only and acts_only and noise:
+        losses = [100 * (fp - ap) for ap in noise]
+        w("Where that loss comes from (the same torch script): 8-bit per-channel weights alone (activations float) "
+          "lose %.2f AP, 8-bit static activations alone (weights float) %.2f. Uniform noise of one 8-bit step on the "
+          "float weights instead of rounding them (%d seeds, activations float) loses %.2f on average (%s to %.2f): "
+          "%s" % (100 * (fp - weights_only["AP"]), 100 * (fp - acts_only["AP"]), len(noise), statistics.mean(losses),
+                  ("%.2f" % min(losses)).replace("-", "−"), max(losses),
+                  "rounding lies within that spread, so the weight part of the loss is this model's sensitivity to any "
+                  "perturbation of that size, not a flaw of the rounding." if min(losses) <= 100 * (fp - weights_only["AP"]) <= max(losses)
+                  else "rounding costs %s than any of these random perturbations of the same size." % (
+                      "more" if 100 * (fp - weights_only["AP"]) > max(losses) else "less")))
+        w("")
 
 
 def render_analysis(w, e):
