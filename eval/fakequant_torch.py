@@ -200,8 +200,10 @@ def main(argv=None):
             report = json.load(f)
     for name in args.models.split(","):
         weights = os.path.join(REPO, "detectors", name, "weights.safetensors")
-        entry = report.setdefault(name, {})
-        entry["weights_sha256"] = file_sha256(weights)
+        digest = file_sha256(weights)
+        if report.get(name, {}).get("weights_sha256") != digest:
+            report[name] = {"weights_sha256": digest}  # rows of other weights do not carry over
+        entry = report[name]
         entry.setdefault("rows", {})
         for setting in ["fp32"] + args.settings:
             start = time.time()
