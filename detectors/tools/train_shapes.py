@@ -164,7 +164,7 @@ ARCHITECTURE_TEXT = {
         "positives), trained with the same command and budget, reached AP 0.476: large shapes gained (APl 0.724 → "
         "0.806), small ones lost (APs 0.274 → 0.235). What is left is classification, above all of small shapes: of "
         "the shapes this model locates (a detection at IoU ≥ 0.5), the best-scoring detection has the right class "
-        "for 74 % (`detectors/tools/class_accuracy.py` on the val results) (small 55 %, medium 89 %, large 92 %), against 83 % (69 / 94 / 95 %) in the FCOS model; the "
+        "for 74 % (small 55 %, medium 89 %, large 92 %; `detectors/tools/class_accuracy.py` on the val results), against 83 % (69 / 94 / 95 %) in the FCOS model; the "
         "confusions are between look-alike classes (square / diamond, circle / hexagon, triangle / diamond)."),
     "ssdlite": (
         "`SSD` with `SSDLiteHead` on a MobileNetV2 extractor: `features[0:7]` (32 ch, stride 8), `features[7:14]` "
