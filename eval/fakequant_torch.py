@@ -150,23 +150,6 @@ class FakeQuant:
                        for layer, v in per_image.items()}
 
 
-@torch.no_grad()
-def evaluate(model, config):
-    val_dir = eval_shapes_torch.VAL_DIR
-    annotations = os.path.join(val_dir, "instances.json")
-    with open(annotations) as f:
-        images = json.load(f)["images"]
-    label_map = {int(k): v for k, v in config["label_to_category_id"].items()}
-    results = []
-    for image in images:
-        out = model([eval_shapes_torch.read_image(os.path.join(val_dir, "images", image["file_name"]))])[0]
-        for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
-            x1, y1, x2, y2 = box
-            results.append({"image_id": image["id"], "category_id": label_map[int(label)],
-                            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score})
-    return eval_shapes_torch.coco_evaluate(annotations, results, quiet=True)
-
-
 def run(name, setting, wbits, abits):
     """AP stats of `name` under `setting` ('fp32' or 'GRANULARITY/RANGES')."""
     model, config = eval_shapes_torch.load_shipped(name)
@@ -176,7 +159,8 @@ def run(name, setting, wbits, abits):
         quant = FakeQuant(model, wbits, abits, granularity == "per-channel", mode)
         if mode in ("static", "acts-only"):
             quant.calibrate(model, sorted(glob.glob(os.path.join(CALIB, "*.jpg"))))
-    return evaluate(model, config)
+    # one image per forward: dynamic ranges are then per image, as in detq
+    return eval_shapes_torch.evaluate_model(model, config, quiet=True, batch_size=1)[0]
 
 
 def main(argv=None):

@@ -1075,18 +1075,25 @@ def render_torch_crosscheck(w, e):
     if not torch_entry or torch_entry.get("weights_sha256") != file_sha256(e["weights"]):
         return
     rows = torch_entry["rows"]
-    fp = rows.get("fp32", {}).get("AP")
+    if "fp32" not in rows:
+        return
+
+    def loss(key):
+        """AP points lost by the torch row `key` against torch's FP32."""
+        return 100 * (rows["fp32"]["AP"] - rows[key]["AP"])
+
     parts, differences = [], []
+    detq_fp = quality(e, e["rows"][0])
     for key, granularity in (("w8a8 rtn per-channel/static", "per-channel"), ("w8a8 rtn per-tensor/static", "per-tensor")):
         detq_row = find(e["rows"], "rtn", 8, granularity, SCOPE_ALL)
-        if key in rows and fp is not None and detq_row is not None and quality(e, detq_row) is not None:
-            torch_loss, detq_loss = 100 * (fp - rows[key]["AP"]), quality(e, e["rows"][0]) - quality(e, detq_row)
-            differences.append(abs(torch_loss - detq_loss))
-            parts.append("%s %.1f AP, a loss of %.2f (detq %.2f)" % (granularity, 100 * rows[key]["AP"], torch_loss, detq_loss))
-    if "w8a8 rtn per-channel/dynamic" in rows and fp is not None:
+        detq_q = quality(e, detq_row) if detq_row is not None else None
+        if key in rows and detq_fp is not None and detq_q is not None:
+            differences.append(abs(loss(key) - (detq_fp - detq_q)))
+            parts.append("%s %.1f AP, a loss of %.2f (detq %.2f)" % (granularity, 100 * rows[key]["AP"], loss(key), detq_fp - detq_q))
+    dynamic = "w8a8 rtn per-channel/dynamic"
+    if dynamic in rows:
         parts.append("per-channel with dynamic activation ranges (each input's own min/max, the reference code's "
-                     "mode) %.1f AP, a loss of %.2f" % (100 * rows["w8a8 rtn per-channel/dynamic"]["AP"],
-                                                        100 * (fp - rows["w8a8 rtn per-channel/dynamic"]["AP"])))
+                     "mode) %.1f AP, a loss of %.2f" % (100 * rows[dynamic]["AP"], loss(dynamic)))
     if parts:
         w("Cross-check: an independent fake quantization in torch of the same weights and recipe "
           "(`.venv-ref/bin/python eval/fakequant_torch.py --models %s`: BN folded, min/max ranges, static "
@@ -1096,19 +1103,19 @@ def render_torch_crosscheck(w, e):
                   max(differences), ", so the W8A8 loss belongs to the model and the recipe, not to detq's implementation"
                   if max(differences) <= 0.25 else "")))
         w("")
-    weights_only, acts_only = rows.get("w8a8 rtn per-channel/weights-only"), rows.get("w8a8 rtn per-channel/acts-only")
-    noise = [v["AP"] for k, v in sorted(rows.items()) if k.startswith("w8a8 rtn per-channel/noise:")]
-    if fp is not None and weights_only and acts_only and noise:
-        losses = [100 * (fp - ap) for ap in noise]
+    weights_only, acts_only = "w8a8 rtn per-channel/weights-only", "w8a8 rtn per-channel/acts-only"
+    noise = [loss(k) for k in sorted(rows) if k.startswith("w8a8 rtn per-channel/noise:")]
+    if weights_only in rows and acts_only in rows and noise:
+        rounding = loss(weights_only)
         w("Where that loss comes from (the same torch script): 8-bit per-channel weights alone (activations float) "
           "lose %.2f AP, 8-bit static activations alone (weights float) %.2f. Uniform noise of one 8-bit step on the "
           "float weights instead of rounding them (%d seeds, activations float) loses %.2f on average (%s to %.2f): "
-          "%s" % (100 * (fp - weights_only["AP"]), 100 * (fp - acts_only["AP"]), len(noise), statistics.mean(losses),
-                  ("%.2f" % min(losses)).replace("-", "−"), max(losses),
+          "%s" % (rounding, loss(acts_only), len(noise), statistics.mean(noise), ("%.2f" % min(noise)).replace("-", "−"),
+                  max(noise),
                   "rounding lies within that spread, so the weight part of the loss is this model's sensitivity to any "
-                  "perturbation of that size, not a flaw of the rounding." if min(losses) <= 100 * (fp - weights_only["AP"]) <= max(losses)
+                  "perturbation of that size, not a flaw of the rounding." if min(noise) <= rounding <= max(noise)
                   else "rounding costs %s than any of these random perturbations of the same size." % (
-                      "more" if 100 * (fp - weights_only["AP"]) > max(losses) else "less")))
+                      "more" if rounding > max(noise) else "less")))
         w("")
 
 

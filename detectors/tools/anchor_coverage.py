@@ -21,6 +21,7 @@ from torchvision.ops import box_iou
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import shapes_models  # noqa: E402
+from class_accuracy import size_class  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
@@ -34,10 +35,6 @@ def anchors_for(bases, size, strides, aspect_ratios=(0.5, 1.0, 2.0), scales=None
     images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
     features = [torch.zeros(1, 1, size // s, size // s) for s in strides]
     return generator(images, features)[0]
-
-
-def size_class(area):
-    return "small" if area < 32 ** 2 else ("medium" if area < 96 ** 2 else "large")
 
 
 def shapes_per_image(dataset, count, size):

@@ -80,15 +80,15 @@ def coco_evaluate(annotations_path, results, quiet=False):
     return [float(s) for s in evaluator.stats]
 
 
-def evaluate_model(model, config, val_dir=VAL_DIR, results_path=None, quiet=False, limit=None):
-    """Runs `model` over the val split and scores it. Returns (stats, results, seconds)."""
+def evaluate_model(model, config, val_dir=VAL_DIR, results_path=None, quiet=False, limit=None, batch_size=8):
+    """Runs `model` over the val split (`batch_size` images per forward) and scores it. Returns (stats, results, seconds)."""
     annotations_path = os.path.join(val_dir, "instances.json")
     with open(annotations_path) as f:
         dataset = json.load(f)
     images = dataset["images"][:limit] if limit else dataset["images"]
     label_map = {int(k): v for k, v in config["label_to_category_id"].items()}
     start = time.time()
-    outputs = detect(model, [os.path.join(val_dir, "images", im["file_name"]) for im in images])
+    outputs = detect(model, [os.path.join(val_dir, "images", im["file_name"]) for im in images], batch_size)
     seconds = time.time() - start
     results = []
     for image, out in zip(images, outputs):
