@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import detq_config  # noqa: E402
+import atss  # noqa: E402
 import eval_shapes_torch  # noqa: E402
 import safetensors_io  # noqa: E402
 import shapes_models  # noqa: E402
@@ -316,6 +317,11 @@ def main(argv=None):
         previous_rounds = previous.pop("previous_rounds", []) + [previous]
     else:
         initialise_head(model, config)
+    matcher = config.get("training_matcher", {"type": "iou"})
+    if matcher["type"] == "atss":
+        atss.use_atss_matching(model, topk=matcher["topk"])
+    elif matcher["type"] != "iou":
+        raise SystemExit(f"unknown training_matcher {matcher!r} in the {name} config")
     frozen = freeze_stem(model, args.family, args.freeze)
     decay, no_decay = [], []
     for p in model.parameters():
