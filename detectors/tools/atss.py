@@ -8,7 +8,8 @@ the candidates at or above it whose centre lies inside the box. An anchor claime
 one it overlaps most. Everything else is background (ATSS has no ignore band). Our one addition: a box left
 with no positive (a box so small that no anchor centre falls inside it) takes its best-IoU candidate.
 
-Use: `atss.use_atss_matching(model, topk=9)` on a torchvision RetinaNet before training.
+Use: `atss.use_atss_matching(model, topk=9)` on a torchvision RetinaNet before training; with
+`keep_iou_positives=True` torchvision's IoU matching stays and ATSS only adds positives.
 Self-check against the rule written out box by box: `.venv-ref/bin/python detectors/tools/atss.py`.
 """
 
@@ -60,9 +61,10 @@ def atss_match(gt_boxes, anchors, anchors_per_level, topk=9):
     return matched
 
 
-def use_atss_matching(model, topk=9):
+def use_atss_matching(model, topk=9, keep_iou_positives=False):
     """Replaces `model.compute_loss`'s IoU matcher by ATSS. The level sizes come from the backbone's outputs,
-    recorded by a forward hook (shapes only)."""
+    recorded by a forward hook (shapes only). keep_iou_positives: torchvision's IoU matching stays and ATSS only
+    adds positives (an anchor that is background or ignored there and an ATSS positive takes the ATSS box)."""
     anchors_per_location = model.anchor_generator.num_anchors_per_location()
     if len(set(anchors_per_location)) != 1:
         raise ValueError(f"ATSS here expects the same anchor count on every level, got {anchors_per_location}")
@@ -75,7 +77,14 @@ def use_atss_matching(model, topk=9):
     model.backbone.register_forward_hook(record)
 
     def compute_loss(self, targets, head_outputs, anchors):
-        matched_idxs = [atss_match(t["boxes"], a, self._atss_level_sizes, topk) for a, t in zip(anchors, targets)]
+        matched_idxs = []
+        for a, t in zip(anchors, targets):
+            matched = atss_match(t["boxes"], a, self._atss_level_sizes, topk)
+            if keep_iou_positives and t["boxes"].numel() > 0:
+                by_iou = self.proposal_matcher(box_iou(t["boxes"], a))
+                added = (by_iou < 0) & (matched >= 0)
+                matched = torch.where(added, matched, by_iou)
+            matched_idxs.append(matched)
         return self.head.compute_loss(targets, head_outputs, anchors, matched_idxs)
 
     model.compute_loss = types.MethodType(compute_loss, model)

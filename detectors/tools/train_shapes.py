@@ -15,6 +15,7 @@ burning the CPU-time budget in spin loops):
 """
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -41,6 +42,23 @@ DEFAULT_LR = {"fcos": 0.01, "retinanet": 0.01, "ssdlite": 0.01, "fasterrcnn": 0.
 
 def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def keep_freed_memory():
+    """glibc hands every freed block above its mmap threshold (128 KiB, growing to 32 MiB) back to the kernel
+    and trims the heap top, so each training step faults its activations and gradients in again: 49 000 page
+    faults and 0.14–0.18 s of system time per step (batch 8, RetinaNet, 2 threads; user time ~0.95 s). Keeping
+    freed memory in the process (mmap threshold 32 MiB, no trimming below 1 GiB, 512 MiB top pad) cuts that to
+    a few hundred faults and 0.05–0.07 s. Measured on a whole process (model build, 13 training steps; 5 pairs
+    alternated, medians): CPU time 17.4 s against 18.8 s (ratio 0.90), of which system time 1.7 s against 3.2 s,
+    so ~10 % more images in the same CPU-time budget. Returns whether glibc took the settings."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    return all(libc.mallopt(option, value) == 1 for option, value in
+               ((m_mmap_threshold, 32 << 20), (m_trim_threshold, 1 << 30), (m_top_pad, 512 << 20)))
 
 
 def load_training_set(train_dir):
@@ -288,6 +306,7 @@ def main(argv=None):
         refresh_docs(args.family, args.out_root)
         return
 
+    malloc_tuned = keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -318,8 +337,8 @@ def main(argv=None):
     else:
         initialise_head(model, config)
     matcher = config.get("training_matcher", {"type": "iou"})
-    if matcher["type"] == "atss":
-        atss.use_atss_matching(model, topk=matcher["topk"])
+    if matcher["type"] in ("atss", "iou+atss"):
+        atss.use_atss_matching(model, topk=matcher["topk"], keep_iou_positives=matcher["type"] == "iou+atss")
     elif matcher["type"] != "iou":
         raise SystemExit(f"unknown training_matcher {matcher!r} in the {name} config")
     frozen = freeze_stem(model, args.family, args.freeze)
@@ -399,7 +418,7 @@ def main(argv=None):
         "train_cpu_minutes_per_thread": train_cpu_seconds / 60, "batch_size": args.batch_size,
         "lr": lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
         "warmup_iterations": args.warmup_iterations, "clip": args.clip, "freeze": args.freeze, "seed": args.seed,
-        "threads": args.threads, "val_stats": named, "val_eval_seconds": eval_seconds,
+        "threads": args.threads, "malloc_tuned": malloc_tuned, "val_stats": named, "val_eval_seconds": eval_seconds,
         "weights_bytes": os.path.getsize(os.path.join(folder, "weights.safetensors")),
         "parameters": sum(v.numel() for v in shapes_models.inference_state_dict(model).values()),
     }
