@@ -32,7 +32,8 @@ def atss_match(gt_boxes, anchors, anchors_per_level, topk=9):
     if num_gt == 0:
         return matched
     ious = box_iou(gt_boxes, anchors)  # [G, N]
-    distances = torch.cdist(_centres(gt_boxes), _centres(anchors))  # [G, N]
+    anchor_centres = _centres(anchors)
+    distances = torch.cdist(_centres(gt_boxes), anchor_centres)  # [G, N]
     candidates = []
     start = 0
     for count in anchors_per_level:
@@ -44,7 +45,7 @@ def atss_match(gt_boxes, anchors, anchors_per_level, topk=9):
     candidate_ious = ious.gather(1, candidates)
     threshold = candidate_ious.mean(dim=1) + candidate_ious.std(dim=1)
     positive = candidate_ious >= threshold[:, None]
-    centres = _centres(anchors)[candidates]  # [G, K, 2]
+    centres = anchor_centres[candidates]  # [G, K, 2]
     inside = ((centres[..., 0] > gt_boxes[:, None, 0]) & (centres[..., 0] < gt_boxes[:, None, 2])
               & (centres[..., 1] > gt_boxes[:, None, 1]) & (centres[..., 1] < gt_boxes[:, None, 3]))
     positive &= inside
@@ -59,6 +60,17 @@ def atss_match(gt_boxes, anchors, anchors_per_level, topk=9):
     best_iou, best_gt = claims.max(dim=0)
     matched[best_iou >= 0] = best_gt[best_iou >= 0]
     return matched
+
+
+# `training_matcher` types of shapes_models' configs served here, with the words the model README uses
+MATCHERS = {"atss": "ATSS", "iou+atss": "IoU matching plus ATSS positives"}
+
+
+def use_training_matcher(model, matcher):
+    """Applies a config's `training_matcher` ({"type": one of MATCHERS, "topk": k}) to a torchvision RetinaNet."""
+    if matcher["type"] not in MATCHERS:
+        raise ValueError(f"unknown training_matcher {matcher!r}; expected a type in {sorted(MATCHERS)} (or iou)")
+    return use_atss_matching(model, topk=matcher["topk"], keep_iou_positives=matcher["type"] == "iou+atss")
 
 
 def use_atss_matching(model, topk=9, keep_iou_positives=False):

@@ -229,7 +229,7 @@ def write_readme(folder, training, config):
         for i, r in enumerate(training.get("previous_rounds", [])))
     matcher = config.get("training_matcher")
     assignment = "" if matcher is None else (
-        f"| anchor assignment | {'ATSS' if matcher['type'] == 'atss' else 'IoU matching plus ATSS positives'} "
+        f"| anchor assignment | {atss.MATCHERS[matcher['type']]} "
         f"(`detectors/tools/atss.py`, k = {matcher['topk']} per level; training only, inference unchanged) |\n")
     text = f"""# {name}
 
@@ -351,12 +351,13 @@ def main(argv=None):
     else:
         initialise_head(model, config)
     matcher = config.get("training_matcher", {"type": "iou"})
-    if matcher["type"] != "iou" and args.family != "retinanet":
-        raise SystemExit(f"training_matcher {matcher['type']!r} is for retinanet, not {args.family}")
-    if matcher["type"] in ("atss", "iou+atss"):
-        atss.use_atss_matching(model, topk=matcher["topk"], keep_iou_positives=matcher["type"] == "iou+atss")
-    elif matcher["type"] != "iou":
-        raise SystemExit(f"unknown training_matcher {matcher!r} in the {name} config")
+    if matcher["type"] != "iou":
+        if args.family != "retinanet":
+            raise SystemExit(f"training_matcher {matcher['type']!r} is for retinanet, not {args.family}")
+        try:
+            atss.use_training_matcher(model, matcher)
+        except ValueError as error:
+            raise SystemExit(f"the {name} config: {error}")
     frozen = freeze_stem(model, args.family, args.freeze)
     decay, no_decay = [], []
     for p in model.parameters():
