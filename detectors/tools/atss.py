@@ -23,15 +23,17 @@ def _centres(boxes):
     return torch.stack(((boxes[:, 0] + boxes[:, 2]) * 0.5, (boxes[:, 1] + boxes[:, 3]) * 0.5), dim=1)
 
 
-def atss_match(gt_boxes, anchors, anchors_per_level, topk=9):
-    """matched index [N] (gt index, or -1 for background) for anchors [N, 4] laid out level after level."""
+def atss_match(gt_boxes, anchors, anchors_per_level, topk=9, ious=None):
+    """matched index [N] (gt index, or -1 for background) for anchors [N, 4] laid out level after level;
+    ious: box_iou(gt_boxes, anchors) when the caller has it already."""
     num_gt, num_anchors = gt_boxes.shape[0], anchors.shape[0]
     if sum(anchors_per_level) != num_anchors:
         raise ValueError(f"anchors per level {anchors_per_level} do not add up to {num_anchors} anchors")
     matched = torch.full((num_anchors,), -1, dtype=torch.int64, device=anchors.device)
     if num_gt == 0:
         return matched
-    ious = box_iou(gt_boxes, anchors)  # [G, N]
+    if ious is None:
+        ious = box_iou(gt_boxes, anchors)  # [G, N]
     anchor_centres = _centres(anchors)
     distances = torch.cdist(_centres(gt_boxes), anchor_centres)  # [G, N]
     candidates = []
@@ -91,11 +93,14 @@ def use_atss_matching(model, topk=9, keep_iou_positives=False):
     def compute_loss(self, targets, head_outputs, anchors):
         matched_idxs = []
         for a, t in zip(anchors, targets):
-            matched = atss_match(t["boxes"], a, self._atss_level_sizes, topk)
             if keep_iou_positives and t["boxes"].numel() > 0:
-                by_iou = self.proposal_matcher(box_iou(t["boxes"], a))
+                ious = box_iou(t["boxes"], a)
+                matched = atss_match(t["boxes"], a, self._atss_level_sizes, topk, ious)
+                by_iou = self.proposal_matcher(ious)
                 added = (by_iou < 0) & (matched >= 0)
                 matched = torch.where(added, matched, by_iou)
+            else:
+                matched = atss_match(t["boxes"], a, self._atss_level_sizes, topk)
             matched_idxs.append(matched)
         return self.head.compute_loss(targets, head_outputs, anchors, matched_idxs)
 
