@@ -1,12 +1,14 @@
 """How well a RetinaNet anchor set covers the shapes: for each training shape, the best IoU of any
 anchor and the number of anchors torchvision's `Matcher` makes positive for it (IoU thresholds as
-RetinaNet's `fg_iou_thresh` / `bg_iou_thresh`, with low-quality matches), by COCO size class.
+RetinaNet's `fg_iou_thresh` / `bg_iou_thresh`, with low-quality matches), by COCO size class; with
+`--atss-topk K`, also the positives of ATSS assignment (atss.py, k = K candidates per level).
 
 This is how the shipped RetinaNet's anchor sizes were chosen (see its README): anchors as large as
 the level strides leave 43 % of the shapes without any anchor at IoU >= 0.5.
 
 Usage (dev time, needs torch):
     .venv-ref/bin/python detectors/tools/anchor_coverage.py [--images 300] [--bases 8,16,32,64,128 ...] [--scales 1,2,4 ...]
+        [--aspect-ratios 1.0 ...] [--atss-topk 9 18 ...]
 """
 import argparse
 import json
@@ -20,6 +22,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import atss  # noqa: E402
 import shapes_models  # noqa: E402
 from class_accuracy import size_class  # noqa: E402
 
@@ -27,14 +30,15 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 
 
 def anchors_for(bases, size, strides, aspect_ratios=(0.5, 1.0, 2.0), scales=None):
-    """The anchors of one size-px image, built as the shipped RetinaNet builds its anchor generator
-    (`scales`: per-level size multipliers instead of torchvision's 1, 2^(1/3), 2^(2/3))."""
+    """(anchors [N, 4], anchors per level) of one size-px image, built as the shipped RetinaNet builds its
+    anchor generator (`scales`: per-level size multipliers instead of torchvision's 1, 2^(1/3), 2^(2/3))."""
     sizes = (shapes_models._retinanet_anchor_sizes(bases) if scales is None
              else [[int(b * s) for s in scales] for b in bases])
     generator = shapes_models._anchor_generator({"sizes": sizes, "aspect_ratios": [list(aspect_ratios)] * len(sizes)})
     images = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
     features = [torch.zeros(1, 1, size // s, size // s) for s in strides]
-    return generator(images, features)[0]
+    per_level = [(size // s) ** 2 * n for s, n in zip(strides, generator.num_anchors_per_location())]
+    return generator(images, features)[0], per_level
 
 
 def shapes_per_image(dataset, count, size):
@@ -55,13 +59,14 @@ def shapes_per_image(dataset, count, size):
     return out
 
 
-def coverage(images, anchors, fg, bg):
+def coverage(images, anchors, fg, bg, per_level=None, atss_topk=None):
+    """Coverage with IoU matching at fg / bg, or with ATSS (k = atss_topk per level; fg, bg unused)."""
     matcher = Matcher(fg, bg, allow_low_quality_matches=True)
     positives = {"small": [], "medium": [], "large": []}
     best = []
     for gt, anns in images:
         iou = box_iou(gt, anchors)
-        matched = matcher(iou)
+        matched = matcher(iou) if atss_topk is None else atss.atss_match(gt, anchors, per_level, atss_topk, iou)
         for j, a in enumerate(anns):
             positives[size_class(a["area"])].append(int((matched == j).sum()))
         best.extend(iou.max(dim=1).values.tolist())
@@ -86,6 +91,8 @@ def main(argv=None):
     parser.add_argument("--scales", nargs="+", default=["torchvision"],
                         help="anchor size multipliers per level, comma-separated (one set per argument); "
                              "'torchvision' = 1, 2^(1/3), 2^(2/3) truncated")
+    parser.add_argument("--atss-topk", nargs="*", type=int, default=[],
+                        help="also rows with ATSS assignment, k candidates per level (one row per value)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     with open(os.path.join(args.train_dir, "instances.json")) as f:
@@ -94,20 +101,22 @@ def main(argv=None):
     size, strides = shapes_models.IMAGE_SIZE, config["fpn"]["strides"]
     print(f"{args.images} training images, {size}-px input, strides {strides}; current config: "
           f"sizes {config['anchor_generator']['sizes']}, thresholds {config['fg_iou_thresh']}/{config['bg_iou_thresh']}")
-    print("| bases | scales | aspect ratios | fg / bg | median best IoU | best IoU < fg | positives small / medium / large "
+    print("| bases | scales | aspect ratios | assignment (fg / bg) | median best IoU | best IoU < fg | positives small / medium / large "
           "| shapes without |")
     print("| --- | --- | --- | --- | ---: | ---: | --- | ---: |")
     images = shapes_per_image(dataset, args.images, size)
     for bases in args.bases:
         for scales, ratios in ((sc, r) for sc in args.scales for r in args.aspect_ratios):
-            anchors = anchors_for([int(b) for b in bases.split(",")], size, strides,
+            anchors, per_level = anchors_for([int(b) for b in bases.split(",")], size, strides,
                                   [float(r) for r in ratios.split(",")],
                                   None if scales == "torchvision" else [float(x) for x in scales.split(",")])
-            for t in args.thresholds:
+            rows = [(t, None) for t in args.thresholds] + [("0.5,0.4", k) for k in args.atss_topk]
+            for t, k in rows:
                 fg, bg = (float(x) for x in t.split(","))
-                c = coverage(images, anchors, fg, bg)
+                c = coverage(images, anchors, fg, bg, per_level, k)
                 m = c["mean_positives"]
-                print(f"| {bases} | {scales} | {ratios} | {fg} / {bg} | {c['median_best_iou']:.2f} | "
+                assignment = f"{fg} / {bg}" if k is None else f"ATSS k = {k}"
+                print(f"| {bases} | {scales} | {ratios} | {assignment} | {c['median_best_iou']:.2f} | "
                       f"{100 * c['share_best_iou_below_fg']:.0f} % | "
                       f"{m['small']:.1f} / {m['medium']:.1f} / {m['large']:.1f} | {c['without_positive']} of {c['shapes']} |")
 
