@@ -100,13 +100,14 @@ def default_config(family):
                     "extra_blocks": {"type": "last_level_p6p7", "in_channels": 64, "out_channels": 64, "use_p5": True,
                                      "layout": "p6 = conv3x3 stride 2 (P5); p7 = conv3x3 stride 2 (relu(p6)); with bias"},
                     "output_names": ["0", "1", "2", "p6", "p7"], "strides": [8, 16, 32, 64, 128]},
-            "anchor_generator": {"type": "anchor_generator", "sizes": _retinanet_anchor_sizes([24, 48, 96, 192, 384]),
-                                 "aspect_ratios": [[0.5, 1.0, 2.0]] * 5},
-            "head": {"type": "retinanet_head", "version": "v2", "in_channels": 64, "num_anchors": 9, "num_convs": 4,
+            "anchor_generator": {"type": "anchor_generator", "sizes": [[32], [64], [128], [256], [512]],
+                                 "aspect_ratios": [[1.0]] * 5},
+            "head": {"type": "retinanet_head", "version": "v2", "in_channels": 64, "num_anchors": 1, "num_convs": 4,
                      "norm_layer": "group_norm", "group_norm_num_groups": 32, "group_norm_eps": 1e-5,
                      "prior_probability": 0.01, "regression_loss": "giou"},
             "box_coder": {"type": "box_coder", "weights": [1.0, 1.0, 1.0, 1.0], "bbox_xform_clip": math.log(1000.0 / 16)},
             "fg_iou_thresh": 0.5, "bg_iou_thresh": 0.4, "allow_low_quality_matches": True,
+            "training_matcher": {"type": "atss", "topk": 15},
             "score_thresh": 0.05, "nms_thresh": 0.5, "detections_per_img": 300, "topk_candidates": 1000,
         }
     if family == "ssdlite":
