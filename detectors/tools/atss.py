@@ -93,14 +93,12 @@ def use_atss_matching(model, topk=9, keep_iou_positives=False):
     def compute_loss(self, targets, head_outputs, anchors):
         matched_idxs = []
         for a, t in zip(anchors, targets):
+            ious = box_iou(t["boxes"], a)
+            matched = atss_match(t["boxes"], a, self._atss_level_sizes, topk, ious)
             if keep_iou_positives and t["boxes"].numel() > 0:
-                ious = box_iou(t["boxes"], a)
-                matched = atss_match(t["boxes"], a, self._atss_level_sizes, topk, ious)
                 by_iou = self.proposal_matcher(ious)
                 added = (by_iou < 0) & (matched >= 0)
                 matched = torch.where(added, matched, by_iou)
-            else:
-                matched = atss_match(t["boxes"], a, self._atss_level_sizes, topk)
             matched_idxs.append(matched)
         return self.head.compute_loss(targets, head_outputs, anchors, matched_idxs)
 
