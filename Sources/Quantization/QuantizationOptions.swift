@@ -244,25 +244,28 @@ public struct QuantizationOptions: Sendable, Codable, Equatable {
                 throw QuantizationError.invalidOption(name: name, value: String(value), reason: "must be at least 1")
             }
         }
-        try positive("clip grid size", clipSearch.gridSize)
-        try positive("clip passes", clipSearch.passes)
-        try positive("calibration rows", calibration.rowsPerLayer)
-        try positive("search rows", calibration.searchRows)
-        try positive("adaround iterations", adaround.iterations)
+        try positive("clip-grid", clipSearch.gridSize)
+        try positive("clip-passes", clipSearch.passes)
+        try positive("calib-rows", calibration.rowsPerLayer)
+        try positive("search-rows", calibration.searchRows)
+        try positive("adaround-iterations", adaround.iterations)
         try positive("adaround batch rows", adaround.batchRows)
         try positive("mse grid size", mseGridSize)
         guard clipSearch.step > 0, clipSearch.step * Double(clipSearch.gridSize - 1) < 1 else {
-            throw QuantizationError.invalidOption(name: "clip step", value: String(clipSearch.step),
+            throw QuantizationError.invalidOption(name: "clip-step", value: String(clipSearch.step),
                                                   reason: "step·(gridSize − 1) must stay below 1")
         }
-        guard clipSearch.norm > 0, mseNorm > 0 else {
-            throw QuantizationError.invalidOption(name: "norm", value: "\(clipSearch.norm), \(mseNorm)", reason: "must be positive")
+        guard clipSearch.norm > 0 else {
+            throw QuantizationError.invalidOption(name: "error-norm", value: String(clipSearch.norm), reason: "must be positive")
+        }
+        guard mseNorm > 0 else {
+            throw QuantizationError.invalidOption(name: "mse-norm", value: String(mseNorm), reason: "must be positive")
         }
         guard percentile > 50, percentile <= 100 else {
             throw QuantizationError.invalidOption(name: "percentile", value: String(percentile), reason: "must be in (50, 100]")
         }
         guard (0..<0.5).contains(calibration.trimFraction) else {
-            throw QuantizationError.invalidOption(name: "trim fraction", value: String(calibration.trimFraction),
+            throw QuantizationError.invalidOption(name: "calib-trim", value: String(calibration.trimFraction),
                                                   reason: "must be in [0, 0.5)")
         }
         if activationRanges == .dynamic && (method == .mse || method == .percentile) {

@@ -77,6 +77,9 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Keep one activation range per call of a shared layer (per pyramid level).")
     var perLevelRanges = false
 
+    @Option(help: "Static activation ranges: fraction of the calibration images dropped at each end of the per-image minima and maxima before averaging (a trimmed mean, arcq.md §6; 0: the plain mean).")
+    var calibTrim = 0.0
+
     @Option(help: "ARCQ remainder mode: unclamped (reference) or clamped.")
     var remainderMode = RemainderMode.unclamped
 
@@ -149,6 +152,7 @@ struct Quantize: ParsableCommand {
             options.calibration.seed = calibration.seed
             options.calibration.rowsPerLayer = calibRows
             options.calibration.searchRows = searchRows
+            options.calibration.trimFraction = calibTrim
             return options
         }
     }

@@ -187,6 +187,29 @@ import TensorCore
         #expect(stem.activation.ranges.count == 1)
     }
 
+    /// A trimmed mean (arcq.md §6) drops the calibration images at each end of the per-image
+    /// ranges: one image 40× larger than the others widens the plain mean's range, not the trimmed one's.
+    @Test func trimmedMeanDropsOutlyingImages() throws {
+        #expect(trimmedMean([1, 2, 3, 100], trim: 0.25) == 2.5)
+        #expect(trimmedMean([1, 2, 3, 100], trim: 0) == 26.5)
+        #expect(trimmedMean([5], trim: 0.4) == 5)
+        var inputs = toyInputs(5)
+        inputs[2].scalars = inputs[2].scalars.map { $0 * 40 }
+        func stemRange(trim: Double) throws -> ValueRange {
+            let result = try quantizeToy(ToyNetwork(), inputs: inputs) {
+                $0.method = .rtn
+                $0.calibration.trimFraction = trim
+            }
+            return try #require(result.model.layers.first { $0.path == "stem" }?.activation.ranges.first)
+        }
+        let plain = try stemRange(trim: 0), trimmed = try stemRange(trim: 0.2)
+        let clean = try quantizeToy(ToyNetwork(), inputs: toyInputs(5)) { $0.method = .rtn }
+        let cleanRange = try #require(clean.model.layers.first { $0.path == "stem" }?.activation.ranges.first)
+        #expect(plain.high > 4 * cleanRange.high)
+        #expect(trimmed.high < 2 * cleanRange.high)
+        #expect(trimmed.low > 2 * cleanRange.low)
+    }
+
     /// Calibration keeps the same reservoir for the same seed, and another for another seed.
     @Test func calibrationIsSeeded() throws {
         let network = ToyNetwork()
