@@ -212,6 +212,7 @@ struct LayerPlan {
                           weightQuantizers.map { Float($0.maximumCode - $0.zeroPoint) * $0.scale }.max() ?? 0],
             activationRanges: activation.mode == .static ? activation.ranges.map { [$0.low, $0.high] } : [],
             activationClip: activation.mode == .dynamic ? [activation.clip.low, activation.clip.high] : nil,
+            inputRangeSpread: QuantizationReport.InputRangeSpread(sampleRanges: calibration.sampleRanges),
             errorUncompensated: errorUncompensated, errorCompensated: errorCompensated, errorFinal: errorFinal,
             errorW8A8: errorW8A8, relativeSquaredError: relativeSquaredError, selectionScore: score,
             compensated: compensateWeights || compensateActivations, multiplyAccumulates: multiplyAccumulates, extraMultiplyAccumulates: Double(terms) * multiplyAccumulates,

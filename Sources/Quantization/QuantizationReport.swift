@@ -16,6 +16,10 @@ public struct QuantizationReport: Sendable, Codable {
         public var activationRanges: [[Float]]
         /// Dynamic mode: the clip factors on the input's `[min, max]`.
         public var activationClip: [Float]?
+        /// How the calibration images' own input ranges spread (each image's min and max over the
+        /// layer's calls); a static range averages them, so a wide spread means some images are
+        /// clipped and others use few of the levels.
+        public var inputRangeSpread: InputRangeSpread?
         /// `mean |Y − Ŷ|^p` (p = the clip search norm) with the final ranges, no compensation.
         public var errorUncompensated: Double
         /// The same with every remainder term (compensable ARCQ layers).
@@ -34,6 +38,28 @@ public struct QuantizationReport: Sendable, Codable {
         public var extraMultiplyAccumulates: Double
         /// Bits of stored remainder codes (`P·(b + 1)` when the weight term is compensated).
         public var extraBits: Int
+    }
+
+    /// `[smallest, median, largest]` over the calibration images of their input minima and maxima.
+    public struct InputRangeSpread: Sendable, Codable, Equatable {
+        public var low: [Float]
+        public var high: [Float]
+
+        /// The spread of `sampleRanges` (`[sample][call]`); nil when no sample reached the layer.
+        public init?(sampleRanges: [[ValueRange]]) {
+            let perSample = sampleRanges.filter { !$0.isEmpty }.map { calls in
+                (low: calls.map(\.low).min() ?? 0, high: calls.map(\.high).max() ?? 0)
+            }
+            guard !perSample.isEmpty else { return nil }
+            func spread(_ values: [Float]) -> [Float] {
+                let sorted = values.sorted()
+                let middle = sorted.count / 2
+                let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+                return [sorted[0], median, sorted[sorted.count - 1]]
+            }
+            low = spread(perSample.map(\.low))
+            high = spread(perSample.map(\.high))
+        }
     }
 
     public struct Totals: Sendable, Codable {

@@ -210,6 +210,24 @@ import TensorCore
         #expect(trimmed.low > 2 * cleanRange.low)
     }
 
+    /// The report's input range spread is the smallest, median and largest of the images' own
+    /// input minima and maxima (the stem sees the images themselves).
+    @Test func reportGivesTheSpreadOfThePerImageRanges() throws {
+        let inputs = toyInputs(5)
+        let result = try quantizeToy(ToyNetwork(), inputs: inputs) { $0.method = .rtn }
+        let spread = try #require(result.report.layers.first { $0.path == "stem" }?.inputRangeSpread)
+        let highs = inputs.map { $0.scalars.max() ?? 0 }.sorted(), lows = inputs.map { $0.scalars.min() ?? 0 }.sorted()
+        #expect(spread.high == [highs[0], highs[2], highs[4]])
+        #expect(spread.low == [lows[0], lows[2], lows[4]])
+        let shared = try #require(result.report.layers.first { $0.path == "shared" }?.inputRangeSpread)
+        #expect(shared.high[0] <= shared.high[1] && shared.high[1] <= shared.high[2])
+        #expect(QuantizationReport.InputRangeSpread(sampleRanges: [[], []]) == nil)
+        let even = try #require(QuantizationReport.InputRangeSpread(sampleRanges: [
+            [ValueRange(low: -1, high: 2), ValueRange(low: -3, high: 1)], [ValueRange(low: 0, high: 4)]]))
+        #expect(even.high == [2, 3, 4])
+        #expect(even.low == [-3, -1.5, 0])
+    }
+
     /// Calibration keeps the same reservoir for the same seed, and another for another seed.
     @Test func calibrationIsSeeded() throws {
         let network = ToyNetwork()
