@@ -84,6 +84,28 @@ def stale_models(results, measured_weights):
     return [m for m in results if measured_weights.get(m) != weights_sha256(m)]
 
 
+def start_over_if_other_weights(model, sha):
+    """detq resumes a killed run from its folder and refuses one made from other weights. The folders
+    this script starts record the weights' sha256; one made from other weights (retrained since) is
+    moved aside to `<folder>.previous-weights` so the run starts over."""
+    folder = os.path.join(REPO, "out", "sensitivity", model)
+    marker = os.path.join(folder, "weights.sha256")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            if f.read().strip() == sha:
+                return
+        aside = folder + ".previous-weights"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(folder, aside)
+        print(f"   {os.path.relpath(folder, REPO)} was made from other weights: moved to "
+              f"{os.path.relpath(aside, REPO)}; starting over", flush=True)
+    elif os.path.exists(folder):
+        return  # made before the marker existed: detq itself says whether it can resume it
+    os.makedirs(folder)
+    with open(marker, "w") as f:
+        f.write(sha + "\n")
+
+
 def existing_reading():
     """The Reading section of the current sensitivity.md, kept when the report is rewritten."""
     path = os.path.join(REPORTS, "sensitivity.md")
@@ -209,6 +231,7 @@ def main():
         start = time.time()
         sha = weights_sha256(model)
         print(f"== {model}", flush=True)
+        start_over_if_other_weights(model, sha)
         subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         print(f"   {time.time() - start:.0f} s", flush=True)
         for ext in ("json", "md", "svg"):
