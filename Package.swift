@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "BoxOpsTests", dependencies: ["BoxOps", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Layers", "BoxOps", "TensorCore", "Checkpoints"], exclude: ["Fixtures"]),
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Layers", "TensorCore"]),
-        .testTarget(name: "COCOTests", dependencies: ["COCO"]),
+        .testTarget(name: "COCOTests", dependencies: ["COCO", "TensorCore"]),
         .testTarget(name: "DetQKitTests", dependencies: ["DetQKit"], exclude: ["Fixtures"]),
     ]
 )

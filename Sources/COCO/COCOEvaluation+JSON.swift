@@ -4,8 +4,9 @@ import Foundation
 extension COCOEvaluation {
     /// The `cocoeval --json` object (SPEC.md), one category per line:
     /// `{"stats": [12 numbers], "per_category": [{"category_id", "name", "ap", "ap50", "ap75", "ar100"}]}`.
-    /// Numbers are written in their shortest round-trip form; -1 stays -1.
-    public func reportJSON() -> String {
+    /// Numbers are written in their shortest round-trip form; -1 stays -1. `extraMembers` (name,
+    /// JSON text) follow `per_category` (e.g. `cocoeval --bootstrap`'s figures).
+    public func reportJSON(extraMembers: [(name: String, json: String)] = []) -> String {
         var text = "{\"stats\": [" + stats.map(jsonNumber).joined(separator: ", ") + "],\n \"per_category\": ["
         for (index, row) in perCategory.enumerated() {
             text += index == 0 ? "\n  " : ",\n  "
@@ -13,8 +14,9 @@ extension COCOEvaluation {
                 + "\"ap\": \(jsonNumber(row.ap)), \"ap50\": \(jsonNumber(row.ap50)), "
                 + "\"ap75\": \(jsonNumber(row.ap75)), \"ar100\": \(jsonNumber(row.ar100))}"
         }
-        text += perCategory.isEmpty ? "]}\n" : "\n ]}\n"
-        return text
+        text += perCategory.isEmpty ? "]" : "\n ]"
+        for member in extraMembers { text += ",\n \(jsonString(member.name)): \(member.json)" }
+        return text + "}\n"
     }
 
     /// The curves file (`cocoeval --curves`): one JSON object with
@@ -66,14 +68,15 @@ private func nested(_ values: [Double], shape: [Int]) -> String {
     return text
 }
 
-/// The shortest digits that read back as `value` (Swift's description; JSON-valid for finite values).
-func jsonNumber(_ value: Double) -> String {
+/// The shortest digits that read back as `value` (Swift's description; JSON-valid for finite values),
+/// as the reports write numbers: for callers that add members to `reportJSON`.
+public func jsonNumber(_ value: Double) -> String {
     if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
     return value.description
 }
 
 /// A JSON string literal.
-func jsonString(_ text: String) -> String {
+public func jsonString(_ text: String) -> String {
     var out = "\""
     for scalar in text.unicodeScalars {
         switch scalar {

@@ -46,6 +46,25 @@ public struct COCOEvaluator: Sendable {
     /// Runs evaluate, accumulate and summarize. `onTaskFinished` is called (from any thread)
     /// after each of the `taskCount` (category, area range) evaluations.
     public func run(onTaskFinished: (@Sendable () -> Void)? = nil) -> COCOEvaluation {
+        let preparation = prepare()
+        let (precision, recall) = accumulate(preparation.cells, annotations: groundTruth.annotations,
+                                             detections: results.detections, onTaskFinished: onTaskFinished)
+        return COCOEvaluation(parameters: parameters, imageIds: preparation.imageIds,
+                              categoryIds: preparation.categoryIds, categoryNames: preparation.categoryNames,
+                              useCategories: useCategories, precision: precision, recall: recall)
+    }
+
+    /// What evaluation needs before evaluateImg: the detections and ground truth per (category,
+    /// image) cell, with their IoU matrices; the evaluated image and category ids.
+    struct Preparation {
+        let cells: PreparedCells
+        /// Sorted distinct image ids: the images' order everywhere (cells, weights).
+        let imageIds: [Int]
+        let categoryIds: [Int]
+        let categoryNames: [String]
+    }
+
+    func prepare() -> Preparation {
         let annotations = groundTruth.annotations
         let detections = results.detections
         let imageIds = Array(Set(groundTruth.images.map(\.id))).sorted()
@@ -83,14 +102,11 @@ public struct COCOEvaluator: Sendable {
                                      detections: detections, categoryCount: categoryCount,
                                      imageCount: imageCount, maxDetections: parameters.maxDetections.last ?? 100,
                                      threads: threads)
-        let (precision, recall) = accumulate(prepared, annotations: annotations, detections: detections,
-                                             onTaskFinished: onTaskFinished)
         let evaluatedIds = useCategories ? distinctCategoryIds : [-1]
         var names: [Int: String] = [:]
         for category in groundTruth.categories { names[category.id] = category.name }  // last wins, as COCO.cats
-        return COCOEvaluation(parameters: parameters, imageIds: imageIds, categoryIds: evaluatedIds,
-                              categoryNames: evaluatedIds.map { names[$0] ?? "" }, useCategories: useCategories,
-                              precision: precision, recall: recall)
+        return Preparation(cells: prepared, imageIds: imageIds, categoryIds: evaluatedIds,
+                           categoryNames: evaluatedIds.map { names[$0] ?? "" })
     }
 
     /// The ground truth grouped by (category, image) as pycocotools' `_prepare` does it:
@@ -167,7 +183,7 @@ public struct COCOEvaluator: Sendable {
 
     /// evaluateImg for one category and area range over all images; nil when every image's
     /// result is None (no ground truth and no detection) or no ground truth is regular (npig = 0).
-    private func evaluateCategory(_ prepared: PreparedCells, category: Int, range: COCOAreaRange,
+    func evaluateCategory(_ prepared: PreparedCells, category: Int, range: COCOAreaRange,
                                   annotations: [COCOAnnotation], detections: [COCODetection]) -> DetectionStatuses? {
         let thresholds = parameters.iouThresholds.map { min($0, 1 - 1e-10) }
         let thresholdCount = thresholds.count
@@ -179,6 +195,8 @@ public struct COCOEvaluator: Sendable {
         var statuses = [UInt8](repeating: 0, count: thresholdCount * count)
         var regularCount = 0
         var anyCell = false
+        // Per image: its regular ground truth, or -1 where evaluateImg returns None (for weighted draws).
+        var regularPerImage = [Int32](repeating: -1, count: prepared.imageCount)
         // Scratch for one image, ground truth in pycocotools' order (regular first, ignored last).
         var column: [Int] = []
         var ignored: [Bool] = []
@@ -214,6 +232,7 @@ public struct COCOEvaluator: Sendable {
                     }
                 }
                 regularCount += regularInImage
+                regularPerImage[image] = Int32(regularInImage)
                 if gtCount == 0 {
                     for position in dtRange {
                         let outside = range.excludes(detections[Int(prepared.dtOrder[position])].bbox.area)
@@ -278,16 +297,19 @@ public struct COCOEvaluator: Sendable {
         }
         guard anyCell, regularCount > 0 else { return nil }
         return DetectionStatuses(statuses: statuses, count: count, thresholdCount: thresholdCount,
-                                 regularCount: regularCount, prepared: prepared, category: category)
+                                 regularCount: regularCount, regularPerImage: regularPerImage,
+                                 prepared: prepared, category: category)
     }
 }
 
 /// evaluateImg's results for one (category, area range), ready for accumulate.
-private struct DetectionStatuses {
+struct DetectionStatuses: Sendable {
     let statuses: [UInt8]
     let count: Int
     let thresholdCount: Int
     let regularCount: Int
+    /// Each image's regular ground truth; -1 where evaluateImg returns None (no ground truth, no detection).
+    let regularPerImage: [Int32]
     let prepared: PreparedCells
     let category: Int
 
@@ -302,9 +324,25 @@ private struct DetectionStatuses {
     /// recall reaches a threshold is a true positive (or index 0, where precision is 0 unless it
     /// is a true positive), and the same doubles come out computing precision and recall at the
     /// true positives only.
-    func accumulate(maxDetection: Int, thresholds: [Double],
+    ///
+    /// `weighting` (a bootstrap draw: `weights[i]` copies of image i, `imageOf` the image of each
+    /// detection in score order) counts each detection and each regular ground-truth box as often
+    /// as its image: the copies of a detection come in a row, each a true or false positive as the
+    /// original. Nothing is written (the entries stay -1) where no drawn image is evaluated or
+    /// the drawn images hold no regular ground truth.
+    func accumulate(maxDetection: Int, thresholds: [Double], weighting: (weights: [Int32], imageOf: [Int32])? = nil,
                     precision: (_ t: Int, _ r: Int, _ value: Double) -> Void,
                     recall: (_ t: Int, _ value: Double) -> Void) {
+        var regularCount = self.regularCount
+        if let weighting {
+            regularCount = 0
+            var anyImage = false
+            for (image, regular) in regularPerImage.enumerated() where regular >= 0 && weighting.weights[image] > 0 {
+                anyImage = true
+                regularCount += Int(weighting.weights[image]) * Int(regular)
+            }
+            guard anyImage, regularCount > 0 else { return }
+        }
         let base = prepared.dtStart[category * prepared.imageCount]
         let regular = Double(regularCount)
         var eventRecall: [Double] = []
@@ -321,16 +359,23 @@ private struct DetectionStatuses {
                     eventRecall.removeAll(keepingCapacity: true)
                     eventPrecision.removeAll(keepingCapacity: true)
                     for index in 0..<count where Int(ranks[index]) < maxDetection {
-                        n += 1
+                        var copies = 1
+                        if let weighting {
+                            copies = Int(weighting.weights[Int(weighting.imageOf[index])])
+                            if copies == 0 { continue }
+                        }
+                        n += copies
                         let status = allStatuses[index * thresholdCount + threshold]
                         if status == 2 {
-                            falsePositives += 1
+                            falsePositives += copies
                         } else if status == 1 {
-                            truePositives += 1
-                            let tp = Double(truePositives)
-                            eventRecall.append(tp / regular)
-                            // tp / (fp + tp + np.spacing(1))
-                            eventPrecision.append(tp / (Double(falsePositives) + tp + Double.ulpOfOne))
+                            for _ in 0..<copies {
+                                truePositives += 1
+                                let tp = Double(truePositives)
+                                eventRecall.append(tp / regular)
+                                // tp / (fp + tp + np.spacing(1))
+                                eventPrecision.append(tp / (Double(falsePositives) + tp + Double.ulpOfOne))
+                            }
                         }
                     }
                     recall(threshold, n > 0 ? Double(truePositives) / regular : 0)

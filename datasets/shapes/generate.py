@@ -3,6 +3,7 @@
 Usage:
     python datasets/shapes/generate.py --split val    # 200 images, seed 1 (the committed split)
     python datasets/shapes/generate.py --split train  # 4000 images, seed 1000 (regenerated, ignored by git)
+    python datasets/shapes/generate.py --split heldout  # 2000 images, seed 3 (regenerated, ignored by git)
     python datasets/shapes/generate.py --out DIR --count N --seed S
 
 Every image is drawn from its own generator seeded with (seed, image index), so the output does
@@ -42,7 +43,7 @@ PALETTE = np.array([
     [140, 60, 200], [230, 90, 170], [250, 250, 250], [30, 30, 30], [140, 100, 60], [150, 150, 150],
 ], dtype=np.float32)
 
-SPLITS = {"val": (1, 200), "calib": (2, 32), "train": (1000, 4000)}
+SPLITS = {"val": (1, 200), "calib": (2, 32), "train": (1000, 4000), "heldout": (3, 2000)}
 
 
 # ----------------------------------------------------------------------------- geometry

@@ -1,0 +1,172 @@
+// The bootstrap over images: COCO stats of results on images drawn with replacement, evaluated once.
+import Foundation
+
+/// COCO evaluation of one or more results files on bootstrap draws of the images: each draw
+/// takes as many images as the ground truth has, with replacement, and every results file is
+/// scored on the same draw, so differences between them are paired.
+///
+/// evaluateImg runs once per results file; a draw only accumulates again, with each image
+/// counted as often as it was drawn. That equals pycocotools on a ground truth and results in
+/// which each drawn image appears that many times (copies next to each other, in image-id
+/// order), except for the order of detections with equal scores in one image (the copies of
+/// one detection come together instead of copy by copy).
+public struct COCOBootstrap: Sendable {
+    public let parameters: COCOParameters
+    /// Sorted distinct image ids; a draw's counts are in this order.
+    public let imageIds: [Int]
+    private let evaluated: [Evaluated]
+    private let threads: Int
+
+    /// evaluateImg's results of one results file, per (category, area range).
+    private struct Evaluated: Sendable {
+        let categoryCount: Int
+        /// Index `category * A + area`; nil where pycocotools' accumulate leaves -1.
+        let cells: [DetectionStatuses?]
+        /// Per category, the image index of the detection i-th in the category's score order.
+        let imageOfDetection: [[Int32]]
+    }
+
+    /// Evaluates every results set (each checked against `groundTruth` by its loader).
+    public init(groundTruth: COCODataset, results: [COCOResults], useCategories: Bool = true,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.parameters = .standard
+        self.threads = max(1, threads)
+        var imageIds: [Int] = []
+        var evaluated: [Evaluated] = []
+        for result in results {
+            let evaluator = COCOEvaluator(groundTruth: groundTruth, results: result, useCategories: useCategories,
+                                          threads: threads)
+            let preparation = evaluator.prepare()
+            imageIds = preparation.imageIds
+            let cells = preparation.cells
+            let areas = evaluator.parameters.areaRanges
+            var statuses = [DetectionStatuses?](repeating: nil, count: cells.categoryCount * areas.count)
+            statuses.withUnsafeMutableBufferPointer { buffer in
+                let output = UncheckedSendable(buffer)
+                forEachTask(cells.categoryCount * areas.count, threads: threads) { task in
+                    output.value[task] = evaluator.evaluateCategory(
+                        cells, category: task / areas.count, range: areas[task % areas.count],
+                        annotations: groundTruth.annotations, detections: result.detections)
+                }
+            }
+            let imageOfDetection = (0..<cells.categoryCount).map { category -> [Int32] in
+                var images = [Int32](repeating: 0, count: cells.detectionCount(category: category))
+                for image in 0..<cells.imageCount {
+                    let cell = category * cells.imageCount + image
+                    for position in cells.dtStart[cell]..<cells.dtStart[cell + 1] {
+                        images[Int(cells.scoreIndex[position])] = Int32(image)
+                    }
+                }
+                return images
+            }
+            evaluated.append(Evaluated(categoryCount: cells.categoryCount, cells: statuses,
+                                       imageOfDetection: imageOfDetection))
+        }
+        self.imageIds = imageIds
+        self.evaluated = evaluated
+    }
+
+    /// The 12 stats of each results set with image `i` counted `counts[i]` times (`counts` in
+    /// `imageIds` order; all ones gives the plain evaluation's stats).
+    public func stats(counts: [Int]) -> [[Double]] {
+        precondition(counts.count == imageIds.count, "COCOBootstrap: one count per image")
+        let weights = counts.map { Int32(clamping: $0) }
+        let (t, r, a, m) = (parameters.iouThresholds.count, parameters.recallThresholds.count,
+                            parameters.areaRanges.count, parameters.maxDetections.count)
+        return evaluated.map { result in
+            let k = result.categoryCount
+            var precision = [Double](repeating: -1, count: t * r * k * a * m)
+            var recall = [Double](repeating: -1, count: t * k * a * m)
+            precision.withUnsafeMutableBufferPointer { precisionBuffer in
+                recall.withUnsafeMutableBufferPointer { recallBuffer in
+                    let output = UncheckedSendable((precisionBuffer, recallBuffer))
+                    forEachTask(k * a, threads: threads) { task in
+                        let (category, area) = (task / a, task % a)
+                        guard let cell = result.cells[task] else { return }
+                        let (precisionOut, recallOut) = output.value
+                        for (mIndex, maxDetection) in parameters.maxDetections.enumerated() {
+                            cell.accumulate(maxDetection: maxDetection, thresholds: parameters.recallThresholds,
+                                            weighting: (weights, result.imageOfDetection[category])) {
+                                tIndex, rIndex, value in
+                                precisionOut[(((tIndex * r + rIndex) * k + category) * a + area) * m + mIndex] = value
+                            } recall: { tIndex, value in
+                                recallOut[((tIndex * k + category) * a + area) * m + mIndex] = value
+                            }
+                        }
+                    }
+                }
+            }
+            let summary = Summary(parameters: parameters, categoryCount: k, precision: precision, recall: recall)
+            return Summary.standardLines(parameters).map { summary.mean($0) }
+        }
+    }
+
+    /// One bootstrap draw: how often each image is drawn in `imageIds.count` draws with replacement.
+    public func draw<G: RandomNumberGenerator>(using generator: inout G) -> [Int] {
+        var counts = [Int](repeating: 0, count: imageIds.count)
+        guard !counts.isEmpty else { return counts }
+        for _ in 0..<imageIds.count { counts[Int.random(in: 0..<imageIds.count, using: &generator)] += 1 }
+        return counts
+    }
+}
+
+extension COCOBootstrap {
+    /// `draws` draws from `generator`; per draw, the stats of each results set (`[draw][result][12]`).
+    /// `onDraw` is called after each draw.
+    public func run<G: RandomNumberGenerator>(draws: Int, using generator: inout G,
+                                              onDraw: (() -> Void)? = nil) -> [[[Double]]] {
+        (0..<max(0, draws)).map { _ in
+            let stats = stats(counts: draw(using: &generator))
+            onDraw?()
+            return stats
+        }
+    }
+}
+
+/// The spread of a statistic over bootstrap draws: mean, standard error (the standard deviation
+/// of the draws, n − 1) and the 2.5 and 97.5 percentiles (NumPy's linear interpolation).
+public struct COCOSpread: Sendable, Equatable {
+    public let draws: Int
+    public let mean: Double
+    public let standardError: Double
+    public let interval95: [Double]
+
+    /// nil with fewer than two values.
+    public init?(_ values: [Double]) {
+        guard values.count >= 2 else { return nil }
+        let sorted = values.sorted()
+        let mean = values.reduce(0, +) / Double(values.count)
+        let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)
+        func percentile(_ q: Double) -> Double {
+            let position = Double(sorted.count - 1) * q
+            let low = Int(position.rounded(.down))
+            let high = min(low + 1, sorted.count - 1)
+            return sorted[low] + (sorted[high] - sorted[low]) * (position - Double(low))
+        }
+        self.draws = values.count
+        self.mean = mean
+        self.standardError = variance.squareRoot()
+        self.interval95 = [percentile(0.025), percentile(0.975)]
+    }
+
+    /// The spread of each of the 12 stats over `draws` (`[draw][12]`), leaving out draws where the
+    /// stat is -1 (no ground truth of that kind among the drawn images).
+    public static func perStat(_ draws: [[Double]]) -> [COCOSpread?] {
+        guard let width = draws.first?.count else { return [] }
+        return (0..<width).map { s in COCOSpread(draws.map { $0[s] }.filter { $0 > -1 }) }
+    }
+
+    /// The spread of `a − b` per stat over paired draws, leaving out draws where either is -1.
+    public static func perStatDifference(_ a: [[Double]], _ b: [[Double]]) -> [COCOSpread?] {
+        guard let width = a.first?.count else { return [] }
+        return (0..<width).map { s in
+            COCOSpread(zip(a, b).filter { $0.0[s] > -1 && $0.1[s] > -1 }.map { $0.0[s] - $0.1[s] })
+        }
+    }
+
+    /// `{"draws": n, "mean": m, "standard_error": s, "interval_95": [lo, hi]}`.
+    public var json: String {
+        "{\"draws\": \(draws), \"mean\": \(jsonNumber(mean)), \"standard_error\": \(jsonNumber(standardError)), "
+            + "\"interval_95\": [\(jsonNumber(interval95[0])), \(jsonNumber(interval95[1]))]}"
+    }
+}
