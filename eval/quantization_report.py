@@ -16,11 +16,14 @@ Models
 
 Rows per model (every method at equal granularity and scope; the first conv is W8A8 in every
 quantized row, as detq's default):
-  FP32; W8A8 rtn per-tensor and per-channel (scope all); W4A4 rtn, mse, bias-correction,
+  FP32; W8A8 rtn per-tensor, per-channel, per-tensor with the batch norms kept and per-channel
+  with dynamic activation ranges (scope all); W4A4 rtn, mse, bias-correction,
   adaround, arcq, per-tensor and per-channel, with scope all, backbone only and head only (the part
   scopes for detectors only: a classifier is all backbone).
 Each row is `detq quantize ... --report R.json` then `detq eval|classify --quantized`. A row
-that fails records the error and the run goes on.
+that fails records the error and the run goes on. Each W8A8 RTN loss of a detector also gets a
+paired bootstrap over the evaluation images (`detq cocoeval --compare --bootstrap`, --bootstrap
+draws): how far the 200 images can pin the loss down.
 
 Usage (from the repository root; the script lowers its own priority with nice, default +5):
   python3 eval/quantization_report.py                       # every shipped model, fresh JSON
@@ -58,6 +61,10 @@ OUT = "out/quantization"
 SHAPES_CALIB = "datasets/shapes/calib/images"
 SHAPES_VAL_IMAGES = "datasets/shapes/val/images"
 SHAPES_VAL_ANN = "datasets/shapes/val/instances.json"
+# --heldout: the W8A8 RTN losses again on a larger draw of the same generator (seed 3, not committed)
+HELDOUT_IMAGES = "datasets/shapes/heldout/images"
+HELDOUT_ANN = "datasets/shapes/heldout/instances.json"
+HELDOUT_BOOTSTRAP = 1000
 CALIB_COUNT = 32
 
 CLASSIFIER = "mobilenet_v2"
@@ -74,7 +81,12 @@ GRANULARITIES = ["per-tensor", "per-channel"]
 # W8A8 RTN also runs per tensor with the batch norms kept (`--batchnorm keep`): the reference code's
 # weight grid (it does not fold), stored per channel; per-channel ranges do not depend on folding.
 BN_KEPT = "per-tensor-bn-kept"
-W8_GRANULARITIES = GRANULARITIES + [BN_KEPT]
+# ... and per channel with dynamic activation ranges (each input's own min/max, `--act-ranges dynamic`,
+# the reference code's mode): what the calibrated static ranges cost.
+DYNAMIC = "per-channel-dynamic"
+W8_GRANULARITIES = GRANULARITIES + [BN_KEPT, DYNAMIC]
+# paired bootstrap of the W8A8 RTN losses over the evaluation images (detq cocoeval --bootstrap)
+BOOTSTRAP_SEED = 0
 SCOPE_ALL = "backbone,neck,head"
 STAT_NAMES = ["AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"]
 
@@ -103,11 +115,13 @@ def granularity_args(granularity):
     """detq's options for a row's granularity."""
     if granularity == BN_KEPT:
         return ["--granularity", "per-tensor", "--batchnorm", "keep"]
+    if granularity == DYNAMIC:
+        return ["--granularity", "per-channel", "--act-ranges", "dynamic"]
     return ["--granularity", granularity]
 
 
 def granularity_label(granularity):
-    return "per-tensor, BN kept" if granularity == BN_KEPT else granularity
+    return {BN_KEPT: "per-tensor, BN kept", DYNAMIC: "per-channel, dynamic ranges"}.get(granularity, granularity)
 
 
 def scope_label(scope):
@@ -307,13 +321,14 @@ def quantize_row(runner, model, weights, calib, setting, folder, timeout_s, reus
     return row, rep
 
 
-def evaluate_detector(runner, model, weights, q, folder, name, timeout_s, reuse):
+def evaluate_detector(runner, model, weights, q, folder, name, timeout_s, reuse,
+                      images=SHAPES_VAL_IMAGES, annotations=SHAPES_VAL_ANN):
     results = "%s/%s.results.json" % (folder, name)
     report = "%s/%s.eval.json" % (folder, name)
     args = ["eval", "--model", model, "--weights", weights]
     if q:
         args += ["--quantized", q]
-    args += ["--images", SHAPES_VAL_IMAGES, "--annotations", SHAPES_VAL_ANN, "--results", results, "--report", report]
+    args += ["--images", images, "--annotations", annotations, "--results", results, "--report", report]
     run = runner.run_or_reuse(args, "%s/%s.eval.log" % (folder, name), timeout_s, [report, results], reuse)
     out = {"eval_command": run["command"], "eval_wall_s": run["wall_s"],
            "eval_run": {k: run.get(k) for k in ("started", "loadavg_1min", "binary")}}
@@ -394,7 +409,8 @@ def layer_summary(rep):
         layers.append({k: l.get(k) for k in ("path", "part", "kind", "execution_index", "weight_bits", "activation_bits",
                                              "compensated", "relative_squared_error", "error_final",
                                              "error_uncompensated", "error_compensated", "error_w8a8",
-                                             "weight_range", "activation_ranges", "multiply_accumulates")})
+                                             "weight_range", "activation_ranges", "input_range_spread",
+                                             "multiply_accumulates")})
     opts = rep.get("recipe", {}).get("options", {})
     return {"layers": layers, "clip_search": opts.get("clip_search"), "mse": {
         "grid_size": opts.get("mse_grid_size"), "step": opts.get("mse_step"), "norm": opts.get("mse_norm")},
@@ -477,6 +493,11 @@ def run_model(runner, model, kind, args, log):
     entry["finished"] = utc_now()
     entry["loadavg_end"] = os.getloadavg()
     entry["detq_binary_end"] = runner.binary_id()
+    bootstrap_w8(entry, args.bootstrap, log)
+    if args.heldout:
+        heldout_w8(runner, entry, args, log)
+    elif previous_heldout(args, model):
+        entry["heldout"] = previous_heldout(args, model)
     derive(entry)
     entry["analysis"] = analyse(entry, layer_reports)
     return entry
@@ -484,6 +505,104 @@ def run_model(runner, model, kind, args, log):
 
 # ----------------------------------------------------------------------------------------------
 # derived figures, checks and explanations
+
+def loss_bootstrap(gt_file, base, other, draws):
+    """The AP loss from `base` to `other` results (AP points) with its paired bootstrap over the
+    images: `detq cocoeval --compare --bootstrap`."""
+    detq = os.path.join(ROOT, ".build", "release", "detq")
+    run = subprocess.run([detq, "cocoeval", "--quiet", "--gt", gt_file, "--dt", base, "--compare", other,
+                          "--bootstrap", str(draws), "--seed", str(BOOTSTRAP_SEED), "--json"],
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError("detq cocoeval --bootstrap failed: %s" % run.stderr.strip())
+    compare = json.loads(run.stdout)["compare"]
+    spread = compare["drop_bootstrap"][0]
+    return {"drop": 100 * compare["drop"][0], "standard_error": 100 * spread["standard_error"],
+            "interval_95": [100 * v for v in spread["interval_95"]], "resamples": draws,
+            "method": "detq cocoeval --compare --bootstrap"}
+
+
+def bootstrap_w8(entry, resamples, log):
+    """Paired bootstrap (`detq cocoeval --bootstrap`) of each W8A8 RTN row's AP loss over the evaluation
+    images; kept in the row and made again only when a results file or the draw count changed."""
+    if entry["kind"] != "detector" or resamples < 2:
+        return
+    folder = os.path.join(ROOT, OUT, entry["model"])
+    base = os.path.join(folder, "fp32.results.json")
+    gt_file = os.path.join(ROOT, SHAPES_VAL_ANN)
+    if not exists(base):
+        return
+    for row in entry["rows"]:
+        if row["method"] != "rtn" or row["wbits"] != 8 or row["scope"] != SCOPE_ALL or row["status"] != "ok":
+            continue
+        other = os.path.join(folder, row["tag"] + ".results.json")
+        if not exists(other):
+            continue
+        key = {"base_sha256": file_sha256(base), "other_sha256": file_sha256(other), "resamples": resamples,
+               "seed": BOOTSTRAP_SEED}
+        if all(row.get("bootstrap", {}).get(k) == v for k, v in key.items()):
+            continue
+        log("%s: %s: bootstrap of the AP loss (%d draws)" % (entry["model"], row["tag"], resamples))
+        row["bootstrap"] = dict(loss_bootstrap(gt_file, base, other, resamples), **key)
+
+
+def previous_heldout(args, model):
+    """The held-out figures of the last report, kept by a --reuse run without --heldout (the rows they
+    measured are the files it reuses)."""
+    if not args.reuse or not exists(REPORT_JSON):
+        return None
+    return load_json(REPORT_JSON).get("models", {}).get(model, {}).get("heldout")
+
+
+def heldout_w8(runner, entry, args, log):
+    """--heldout: FP32 and every W8A8 RTN row (the quantized files already made) evaluated on the 2000
+    held-out images, each loss with a paired bootstrap; the split is generated first when missing."""
+    if entry["kind"] != "detector":
+        return
+    if not exists(HELDOUT_ANN):
+        log("generating the held-out split (datasets/shapes/generate.py --split heldout)")
+        subprocess.run([REF_PYTHON, "datasets/shapes/generate.py", "--split", "heldout"], cwd=ROOT, check=True)
+    model, weights = entry["model"], entry["weights"]
+    folder = "%s/%s/heldout" % (OUT, model)
+    os.makedirs(os.path.join(ROOT, folder), exist_ok=True)
+    gt_file = os.path.join(ROOT, HELDOUT_ANN)
+    gt = load_json(gt_file)
+    previous = entry.get("heldout") or {}
+    held = {"images": len(gt["images"]), "annotations": HELDOUT_ANN, "annotations_sha256": file_sha256(gt_file),
+            "rows": {}}
+    log("%s: FP32 on the held-out images" % model)
+    fp = evaluate_detector(runner, model, weights, None, folder, "fp32", args.row_timeout, args.reuse,
+                           HELDOUT_IMAGES, HELDOUT_ANN)
+    if "error" in fp:
+        held["error"] = fp["error"]
+        entry["heldout"] = held
+        return
+    held["fp32_stats"] = fp["stats"]
+    base = os.path.join(ROOT, folder, "fp32.results.json")
+    for row in entry["rows"]:
+        if row["method"] != "rtn" or row["wbits"] != 8 or row["scope"] != SCOPE_ALL or row["status"] != "ok":
+            continue
+        log("%s: %s on the held-out images" % (model, row["tag"]))
+        ev = evaluate_detector(runner, model, weights, row["quantized"], folder, row["tag"], command_timeout(args),
+                               args.reuse, HELDOUT_IMAGES, HELDOUT_ANN)
+        out = {"granularity": row["granularity"]}
+        if "error" in ev:
+            out["error"] = ev["error"]
+        else:
+            out["stats"] = ev["stats"]
+            out["loss"] = 100 * (fp["stats"][0] - ev["stats"][0])
+            other = os.path.join(ROOT, folder, row["tag"] + ".results.json")
+            key = {"base_sha256": file_sha256(base), "other_sha256": file_sha256(other),
+                   "resamples": HELDOUT_BOOTSTRAP, "seed": BOOTSTRAP_SEED}
+            old = previous.get("rows", {}).get(row["tag"], {}).get("bootstrap", {})
+            if all(old.get(k) == v for k, v in key.items()):
+                out["bootstrap"] = old
+            else:
+                log("%s: %s: bootstrap on the held-out images (%d draws)" % (model, row["tag"], HELDOUT_BOOTSTRAP))
+                out["bootstrap"] = dict(loss_bootstrap(gt_file, base, other, HELDOUT_BOOTSTRAP), **key)
+        held["rows"][row["tag"]] = out
+    entry["heldout"] = held
+
 
 def derive(entry):
     rows = entry["rows"]
@@ -568,7 +687,21 @@ def checks(entry):
             else:
                 result = "yes" if fp - q <= 0.5 else "no"
                 detail = "FP32 %.1f AP, W8A8 %.1f AP, loss %.2f AP points" % (fp, q, fp - q)
+                b = w8.get("bootstrap")
+                if b:
+                    detail += "; over the images, standard error %.2f, 95 %% interval [%s, %.2f]" % (
+                        b["standard_error"], fsigned_plain(b["interval_95"][0]), b["interval_95"][1])
             out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % granularity_label(g), "result": result, "detail": detail})
+            h = (entry.get("heldout") or {}).get("rows", {}).get(w8["tag"])
+            if h and "loss" in h:
+                b = h.get("bootstrap") or {}
+                out.append({"check": "W8A8 RTN loses ≤ 0.5 AP on the %d held-out images (%s)" % (
+                    entry["heldout"]["images"], granularity_label(g)),
+                    "result": "yes" if h["loss"] <= 0.5 else "no",
+                    "detail": "FP32 %.1f AP, W8A8 %.1f AP, loss %.2f AP points%s" % (
+                        100 * entry["heldout"]["fp32_stats"][0], 100 * h["stats"][0], h["loss"],
+                        "; standard error %.2f, 95 %% interval [%s, %.2f]" % (
+                            b["standard_error"], fsigned_plain(b["interval_95"][0]), b["interval_95"][1]) if b else "")})
         else:
             a = w8.get("agreement") if w8 else None
             out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % granularity_label(g), "result": "n/a (classifier, no AP)",
@@ -650,9 +783,13 @@ def analyse(entry, layer_reports):
                       for d, l in growth[:5] if d > 0]}
         w8["narrow_channels"] = narrow_channels(entry["weights"], w8["top"])
         T = {l["path"]: l for l in lt["layers"]}
+        ld = layer_reports.get(tag("rtn", 8, 8, DYNAMIC, SCOPE_ALL))
+        D = {l["path"]: l for l in ld["layers"]} if ld else {}
         w8["per_channel_top"] = [{"path": l["path"], "kind": l["kind"], "rse": l["relative_squared_error"],
                                   "rse_per_tensor": T[l["path"]]["relative_squared_error"] if l["path"] in T else None,
-                                  "activation_ranges": l.get("activation_ranges")}
+                                  "rse_dynamic": D[l["path"]]["relative_squared_error"] if l["path"] in D else None,
+                                  "activation_ranges": l.get("activation_ranges"),
+                                  "input_range_spread": l.get("input_range_spread")}
                                  for l in sorted(lc["layers"], key=lambda l: -l["relative_squared_error"])[:3]]
     return {"arcq_not_better": notes, "rtn_rse_by_kind": kinds, "median_rse_by_part": parts, "arcq_layers": arcq_cost,
             "bias_correction_report_equals_rtn": bc_same, "w8a8_granularity": w8}
@@ -844,6 +981,11 @@ def r50_timing(runner, args, log):
 # ----------------------------------------------------------------------------------------------
 # markdown
 
+def fsigned_plain(v):
+    """%.2f with a true minus sign."""
+    return ("%.2f" % v).replace("-", "−")
+
+
 def f1(v):
     return "" if v is None else "%.1f" % v
 
@@ -981,6 +1123,13 @@ def render_checks(w, e):
     for c in e["checks"]:
         w("- %s: **%s** (%s)" % (c["check"], c["result"], c["detail"]))
     w("")
+    held = e.get("heldout")
+    if held and held.get("fp32_stats"):
+        w("Held-out images: the %d images of `datasets/shapes` split `heldout` (the same generator as `val`, seed 3; "
+          "not committed, `--heldout` generates them), FP32 %.1f AP there; the quantized files are the rows above; "
+          "paired bootstrap over those images with %d draws. Ten times the images of `val` shrink the standard error "
+          "of a loss about three times." % (held["images"], 100 * held["fp32_stats"][0], HELDOUT_BOOTSTRAP))
+        w("")
 
 
 def render_detector(w, e):
@@ -1128,7 +1277,7 @@ def render_analysis(w, e):
     if w8.get("top") and pt_failed:
         w("W8A8 RTN per-tensor misses the 0.5 AP bound%s; the two differ only in the weight "
           "grid (activations are per-tensor in both). Summed over layers, the relative output error Σ(Y−Ŷ)²/ΣY² is "
-          "%.3g per-tensor against %.3g per-channel: most of it is 8-bit activation rounding, common to both, and the "
+          "%.3g per-tensor against %.3g per-channel: most of it is the 8-bit quantization of the activations (rounding and clipping at the static ranges), common to both, and the "
           "per-tensor weight grid adds its part in a few layers, above all early depthwise convs, whose error then "
           "passes through the whole network: %s. After BatchNorm folding, the channels of MobileNetV2's depthwise "
           "convs have weight ranges an order of magnitude apart%s. This is the known per-tensor weakness of MobileNetV2 (Nagel et al. 2019, data-free "
@@ -1153,15 +1302,8 @@ def render_analysis(w, e):
                                     n["unfolded_max_over_median"])))
             w("")
     if w8.get("per_channel_top") and pc_failed:
-        w("W8A8 RTN per-channel misses the bound too. Its largest per-layer relative output errors (per-tensor "
-          "weights in brackets) come from 8-bit rounding of activations with wide calibrated input ranges "
-          "(per-tensor ranges, the mean of per-image min/max, arcq.md §6), not from the weight grid: %s." % "; ".join(
-              "`%s` (%s, %.2g [%s]%s)" % (t["path"], t["kind"], t["rse"],
-                                         "?" if t.get("rse_per_tensor") is None else "%.2g" % t["rse_per_tensor"],
-                                    ", input range [%.3g, %.3g]" % tuple(t["activation_ranges"][0])
-                                    if t.get("activation_ranges") else "")
-              for t in w8["per_channel_top"]))
-        w("")
+        render_per_channel_w8(w, e, w8["per_channel_top"])
+    render_w8_intervals(w, e)
     render_torch_crosscheck(w, e)
     kinds = an.get("rtn_rse_by_kind", {})
     if kinds.get("per-tensor", {}).get("depthwise"):
@@ -1234,6 +1376,63 @@ def render_analysis(w, e):
             w("")
         w(explain(n))
         w("")
+
+
+def render_per_channel_w8(w, e, top):
+    """Why W8A8 RTN per-channel misses: its worst layers, their static ranges against the images' own
+    ranges, and what dynamic ranges make of them."""
+    def layer_text(t):
+        text = "`%s` (%s, %.2g [%s]" % (t["path"], t["kind"], t["rse"],
+                                         "?" if t.get("rse_per_tensor") is None else "%.2g" % t["rse_per_tensor"])
+        if t.get("activation_ranges"):
+            text += "; static input range [%.3g, %.3g]" % tuple(t["activation_ranges"][0])
+            s = t.get("input_range_spread")
+            if s:
+                text += ", the images' own maxima %.3g to %.3g (median %.3g)" % (s["high"][0], s["high"][2], s["high"][1])
+        if t.get("rse_dynamic") is not None:
+            text += "; %.2g with dynamic ranges" % t["rse_dynamic"]
+        return text + ")"
+    w("W8A8 RTN per-channel misses the bound too. Its largest per-layer relative output errors (per-tensor weights "
+      "in brackets) are at inputs with wide calibrated static ranges (the mean over the calibration images of each "
+      "image's min and max, arcq.md §6), not from the weight grid: %s." % "; ".join(layer_text(t) for t in top))
+    dynamic_rse = [t.get("rse_dynamic") for t in top]
+    spreads = [t.get("input_range_spread") for t in top]
+    if all(d is not None for d in dynamic_rse) and all(d < t["rse"] / 10 for d, t in zip(dynamic_rse, top)):
+        text = ("With each input's own range (`--act-ranges dynamic`) these errors fall by more than ten times: "
+                "8 bits are enough for any one image, and the error is the static range's")
+        if all(spreads) and all(s["high"][2] > 2 * s["high"][1] for s in spreads):
+            text += (": the images' maxima spread widely, so the averaged range is wider than most images need and "
+                     "narrower than the widest, which it clips")
+        w("")
+        w(text + ".")
+    fp = quality(e, e["rows"][0])
+    dyn = quality(e, find(e["rows"], "rtn", 8, DYNAMIC, SCOPE_ALL))
+    if fp is not None and dyn is not None:
+        w("With dynamic ranges W8A8 RTN per-channel loses %.2f AP%s." % (
+            fp - dyn, ": the per-layer errors of the static ranges are not the whole of the loss"
+            if fp - dyn > 0.5 else ""))
+    w("")
+
+
+def render_w8_intervals(w, e):
+    """The W8A8 RTN checks whose bound lies inside the bootstrap interval of the loss."""
+    inside = []
+    for g in W8_GRANULARITIES:
+        row = find(e["rows"], "rtn", 8, g, SCOPE_ALL)
+        b = (row or {}).get("bootstrap")
+        if b and b["interval_95"][0] <= 0.5 <= b["interval_95"][1]:
+            inside.append("%s %.2f [%s, %.2f]" % (granularity_label(g), b["drop"], fsigned_plain(b["interval_95"][0]),
+                                                 b["interval_95"][1]))
+    if not inside:
+        return
+    boots = [r["bootstrap"] for r in e["rows"] if r.get("bootstrap")]
+    low, high = min(b["standard_error"] for b in boots), max(b["standard_error"] for b in boots)
+    w("How well 200 images measure a W8A8 loss (paired bootstrap over the evaluation images, %d draws, "
+      "`detq cocoeval --compare --bootstrap`): the 0.5 AP bound lies inside the 95 %% interval of %s (loss [interval]). "
+      "On these images such a loss can be told neither within nor outside the bound; the standard errors of the "
+      "W8A8 losses are %s AP points." % (boots[0]["resamples"], "; ".join(inside),
+                                         "%.2f" % low if round(low, 2) == round(high, 2) else "%.2f–%.2f" % (low, high)))
+    w("")
 
 
 def explain(n):
@@ -1383,7 +1582,12 @@ def main():
     parser.add_argument("--row-timeout", type=int, default=3600, help="seconds per detq command before it counts as failed")
     parser.add_argument("--reuse", action="store_true", help="reuse rows already in out/quantization that were made from the same weights "
                         "(finishing an interrupted run; retrained weights are run again)")
-    parser.add_argument("--render-only", action="store_true", help="write the markdown again from the JSON")
+    parser.add_argument("--render-only", action="store_true", help="write the markdown again from the JSON (and make "
+                        "the W8A8 bootstraps that are missing)")
+    parser.add_argument("--heldout", action="store_true", help="also evaluate FP32 and the W8A8 RTN rows on the 2000 "
+                        "held-out images (datasets/shapes split heldout, generated when missing), with a bootstrap")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap draws for each W8A8 RTN loss "
+                        "(detq cocoeval --compare --bootstrap; 0: none)")
     parser.add_argument("--nice", type=int, default=5, help="lower this process's priority to at least this niceness")
     parser.add_argument("--stop-at", help="UTC time HH:MM: rows not started by then are recorded as not run")
     args = parser.parse_args()
@@ -1408,6 +1612,8 @@ def main():
         data = load_json(REPORT_JSON)
         # the analysis again, from the per-layer reports of the rows on disk (when every one is there)
         for model, entry in data.get("models", {}).items():
+            bootstrap_w8(entry, args.bootstrap, log)
+            derive(entry)
             paths = {r["tag"]: os.path.join(ROOT, OUT, model, r["tag"] + ".report.json")
                      for r in entry.get("rows", [])[1:] if r.get("status") == "ok"}
             if paths and all(exists(p) for p in paths.values()):
