@@ -1310,19 +1310,28 @@ def render_analysis(w, e):
               and "held-out" not in c["check"]]
     pc_failed = any("(per-channel)" in c["check"] for c in failed)
     pt_failed = any("(per-tensor)" in c["check"] for c in failed)
-    pc_held = ((e.get("heldout") or {}).get("rows") or {}).get(tag("rtn", 8, 8, "per-channel", SCOPE_ALL)) or {}
+    held_rows = (e.get("heldout") or {}).get("rows") or {}
+    pc_held = held_rows.get(tag("rtn", 8, 8, "per-channel", SCOPE_ALL)) or {}
     pc_held_passes = pc_held.get("loss") is not None and pc_held["loss"] <= 0.5
     pc_misses = pc_failed and not pc_held_passes
+    pt_held = held_rows.get(tag("rtn", 8, 8, "per-tensor", SCOPE_ALL)) or {}
+    pt_held_passes = pt_held.get("loss") is not None and pt_held["loss"] <= 0.5
     if w8.get("top") and pt_failed:
-        w("W8A8 RTN per-tensor misses the 0.5 AP bound%s; the two differ only in the weight "
+        w("W8A8 RTN per-tensor misses the 0.5 AP bound%s%s; the two differ only in the weight "
           "grid (activations are per-tensor in both). Summed over layers, the relative output error Σ(Y−Ŷ)²/ΣY² is "
           "%.3g per-tensor against %.3g per-channel: most of it is the 8-bit quantization of the activations (rounding and clipping at the static ranges), common to both, and the "
           "per-tensor weight grid adds its part in a few layers, above all early depthwise convs, whose error then "
           "passes through the whole network: %s. After BatchNorm folding, the channels of MobileNetV2's depthwise "
           "convs have weight ranges an order of magnitude apart%s. This is the known per-tensor weakness of MobileNetV2 (Nagel et al. 2019, data-free "
           "quantization); per-channel weights (`--granularity per-channel`) are the remedy%s." % (
+              " on the validation images (on the held-out ones it loses %.2f, within)" % pt_held["loss"]
+              if pt_held_passes else "",
               " and so, narrowly, does per-channel" if pc_misses else
-              " where per-channel meets it (on the held-out images, below)" if pc_failed else " where per-channel meets it",
+              " where per-channel meets it (on the held-out images, below)" if pc_failed else
+              " where per-channel meets it on the validation images (on the held-out ones per-channel loses %.2f ± %.2f, "
+              "at the bound)" % (pc_held["loss"], pc_held["bootstrap"]["standard_error"])
+              if pc_held.get("loss") is not None and pc_held["loss"] > 0.5 and pc_held.get("bootstrap") else
+              " where per-channel meets it",
               w8["sum_rse_per_tensor"], w8["sum_rse_per_channel"],
               "; ".join("`%s` (%s, %.2g → %.2g per-channel)" % (t["path"], t["kind"], t["rse_per_tensor"], t["rse_per_channel"])
                         for t in w8["top"]), narrow_text(w8.get("narrow_channels")),
