@@ -86,7 +86,7 @@ public struct COCOBootstrap: Sendable {
                         let (precisionOut, recallOut) = output.value
                         for (mIndex, maxDetection) in parameters.maxDetections.enumerated() {
                             cell.accumulate(maxDetection: maxDetection, thresholds: parameters.recallThresholds,
-                                            weighting: (weights, result.imageOfDetection[category])) {
+                                            weighting: ImageWeights(weights: weights, imageOf: result.imageOfDetection[category])) {
                                 tIndex, rIndex, value in
                                 precisionOut[(((tIndex * r + rIndex) * k + category) * a + area) * m + mIndex] = value
                             } recall: { tIndex, value in

@@ -325,24 +325,15 @@ struct DetectionStatuses: Sendable {
     /// is a true positive), and the same doubles come out computing precision and recall at the
     /// true positives only.
     ///
-    /// `weighting` (a bootstrap draw: `weights[i]` copies of image i, `imageOf` the image of each
-    /// detection in score order) counts each detection and each regular ground-truth box as often
-    /// as its image: the copies of a detection come in a row, each a true or false positive as the
-    /// original. Nothing is written (the entries stay -1) where no drawn image is evaluated or
-    /// the drawn images hold no regular ground truth.
-    func accumulate(maxDetection: Int, thresholds: [Double], weighting: (weights: [Int32], imageOf: [Int32])? = nil,
-                    precision: (_ t: Int, _ r: Int, _ value: Double) -> Void,
-                    recall: (_ t: Int, _ value: Double) -> Void) {
-        var regularCount = self.regularCount
-        if let weighting {
-            regularCount = 0
-            var anyImage = false
-            for (image, regular) in regularPerImage.enumerated() where regular >= 0 && weighting.weights[image] > 0 {
-                anyImage = true
-                regularCount += Int(weighting.weights[image]) * Int(regular)
-            }
-            guard anyImage, regularCount > 0 else { return }
-        }
+    /// `weighting` (`ImageWeights`, a bootstrap draw) counts each detection and each regular
+    /// ground-truth box as often as its image: the copies of a detection come in a row, each a
+    /// true or false positive as the original. Nothing is written (the entries stay -1) where no
+    /// drawn image is evaluated or the drawn images hold no regular ground truth.
+    func accumulate<Weighting: DetectionWeighting>(
+        maxDetection: Int, thresholds: [Double], weighting: Weighting = Unweighted(),
+        precision: (_ t: Int, _ r: Int, _ value: Double) -> Void,
+        recall: (_ t: Int, _ value: Double) -> Void) {
+        guard let regularCount = weighting.regularCount(self) else { return }
         let base = prepared.dtStart[category * prepared.imageCount]
         let regular = Double(regularCount)
         var eventRecall: [Double] = []
@@ -359,11 +350,8 @@ struct DetectionStatuses: Sendable {
                     eventRecall.removeAll(keepingCapacity: true)
                     eventPrecision.removeAll(keepingCapacity: true)
                     for index in 0..<count where Int(ranks[index]) < maxDetection {
-                        var copies = 1
-                        if let weighting {
-                            copies = Int(weighting.weights[Int(weighting.imageOf[index])])
-                            if copies == 0 { continue }
-                        }
+                        let copies = weighting.copies(index)
+                        if copies == 0 { continue }
                         n += copies
                         let status = allStatuses[index * thresholdCount + threshold]
                         if status == 2 {
@@ -393,5 +381,38 @@ struct DetectionStatuses: Sendable {
                 }
             }
         }
+    }
+}
+
+/// How often accumulate counts each detection: once (`Unweighted`, the evaluation itself) or as
+/// often as its image was drawn (`ImageWeights`, a bootstrap draw).
+protocol DetectionWeighting {
+    /// The copies of the detection at `index` in the category's score order.
+    func copies(_ index: Int) -> Int
+    /// The regular ground truth counted, or nil where accumulate leaves -1.
+    func regularCount(_ statuses: DetectionStatuses) -> Int?
+}
+
+struct Unweighted: DetectionWeighting {
+    @inline(__always) func copies(_ index: Int) -> Int { 1 }
+    func regularCount(_ statuses: DetectionStatuses) -> Int? { statuses.regularCount }
+}
+
+/// `weights[i]` copies of image i; `imageOf[j]` is the image of the detection j-th in the
+/// category's score order.
+struct ImageWeights: DetectionWeighting {
+    let weights: [Int32]
+    let imageOf: [Int32]
+
+    @inline(__always) func copies(_ index: Int) -> Int { Int(weights[Int(imageOf[index])]) }
+
+    func regularCount(_ statuses: DetectionStatuses) -> Int? {
+        var count = 0
+        var anyImage = false
+        for (image, regular) in statuses.regularPerImage.enumerated() where regular >= 0 && weights[image] > 0 {
+            anyImage = true
+            count += Int(weights[image]) * Int(regular)
+        }
+        return anyImage && count > 0 ? count : nil
     }
 }
