@@ -150,8 +150,8 @@ class FakeQuant:
                        for layer, v in per_image.items()}
 
 
-def run(name, setting, wbits, abits):
-    """AP stats of `name` under `setting` ('fp32' or 'GRANULARITY/RANGES')."""
+def run(name, setting, wbits, abits, split_dir=eval_shapes_torch.VAL_DIR):
+    """AP stats of `name` under `setting` ('fp32' or 'GRANULARITY/RANGES') on the images of `split_dir`."""
     model, config = eval_shapes_torch.load_shipped(name)
     if setting != "fp32":
         granularity, mode = setting.split("/")
@@ -160,7 +160,7 @@ def run(name, setting, wbits, abits):
         if mode in ("static", "acts-only"):
             quant.calibrate(model, sorted(glob.glob(os.path.join(CALIB, "*.jpg"))))
     # one image per forward: dynamic ranges are then per image, as in detq
-    return eval_shapes_torch.evaluate_model(model, config, quiet=True, batch_size=1)[0]
+    return eval_shapes_torch.evaluate_model(model, config, val_dir=split_dir, quiet=True, batch_size=1)[0]
 
 
 def main(argv=None):
@@ -170,6 +170,9 @@ def main(argv=None):
                         help="GRANULARITY/MODE: per-tensor|per-channel / static|dynamic|weights-only|acts-only|noise:SEED")
     parser.add_argument("--wbits", type=int, default=8)
     parser.add_argument("--abits", type=int, default=8)
+    parser.add_argument("--split", choices=["val", "heldout"], default="val",
+                        help="evaluation images: datasets/shapes/val (200) or heldout (2000, `generate.py --split "
+                             "heldout`); heldout rows are keyed '... (heldout)'")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; the committed figures are from 1 (another count changes the float "
                              "summation order, and RetinaNet's W8A8 AP by up to 0.1 point)")
@@ -193,8 +196,13 @@ def main(argv=None):
         entry.setdefault("rows", {})
         for setting in ["fp32"] + args.settings:
             start = time.time()
-            stats = run(name, setting, args.wbits, args.abits)
+            split_dir = os.path.join(REPO, "datasets", "shapes", args.split)
+            if not os.path.exists(os.path.join(split_dir, "instances.json")):
+                raise SystemExit(f"{split_dir} has no instances.json: python datasets/shapes/generate.py --split {args.split}")
+            stats = run(name, setting, args.wbits, args.abits, split_dir)
             key = setting if setting == "fp32" else f"w{args.wbits}a{args.abits} rtn {setting}"
+            if args.split != "val":
+                key += f" ({args.split})"
             entry["rows"][key] = {"AP": stats[0], "AP50": stats[1], "AP75": stats[2], "seconds": round(time.time() - start, 1)}
             print(f"{name} {key}: AP {stats[0]:.4f} AP50 {stats[1]:.4f} AP75 {stats[2]:.4f}", flush=True)
         entry["made_by"] = "eval/fakequant_torch.py (torch %s)" % torch.__version__
