@@ -170,3 +170,85 @@ public struct COCOSpread: Sendable, Equatable {
             + "\"interval_95\": [\(jsonNumber(interval95[0])), \(jsonNumber(interval95[1]))]}"
     }
 }
+
+/// What `cocoeval --compare / --bootstrap` adds to an evaluation: the compared file's stats and
+/// the drop to them, the bootstrap spread of the evaluation's stats and of the drop, as report
+/// members (JSON) and as lines after the summary.
+public struct COCOComparison: Sendable {
+    public struct Bootstrap: Sendable {
+        public let draws: Int
+        public let seed: UInt64
+        public let images: Int
+        /// The spread of each of the evaluation's 12 stats.
+        public let own: [COCOSpread?]
+        /// The spread of each drop (evaluation − compared); empty without a compared file.
+        public let drop: [COCOSpread?]
+        public init(draws: Int, seed: UInt64, images: Int, own: [COCOSpread?], drop: [COCOSpread?]) {
+            self.draws = draws
+            self.seed = seed
+            self.images = images
+            self.own = own
+            self.drop = drop
+        }
+    }
+
+    public let evaluation: COCOEvaluation
+    /// The compared results file (its name as given) and its evaluation.
+    public let compared: (name: String, evaluation: COCOEvaluation)?
+    public let bootstrap: Bootstrap?
+
+    public init(evaluation: COCOEvaluation, compared: (name: String, evaluation: COCOEvaluation)?, bootstrap: Bootstrap?) {
+        self.evaluation = evaluation
+        self.compared = compared
+        self.bootstrap = bootstrap
+    }
+
+    /// evaluation − compared per stat; nil where either is -1 (no ground truth of that kind).
+    public var drops: [Double?] {
+        guard let compared else { return [] }
+        return zip(evaluation.stats, compared.evaluation.stats).map { $0 > -1 && $1 > -1 ? $0 - $1 : nil }
+    }
+
+    /// `"bootstrap": {"draws", "seed", "images", "stats": [12 spreads or null]}` and `"compare": {"dt",
+    /// "stats", "drop" (null where undefined), "drop_bootstrap"}`, for `reportJSON(extraMembers:)`.
+    public var jsonMembers: [(name: String, json: String)] {
+        var members: [(name: String, json: String)] = []
+        if let bootstrap {
+            members.append(("bootstrap", "{\"draws\": \(bootstrap.draws), \"seed\": \(bootstrap.seed), "
+                + "\"images\": \(bootstrap.images), \"stats\": ["
+                + bootstrap.own.map { $0?.json ?? "null" }.joined(separator: ",\n  ") + "]}"))
+        }
+        if let compared {
+            var member = "{\"dt\": \(jsonString(compared.name)), \"stats\": ["
+                + compared.evaluation.stats.map(jsonNumber).joined(separator: ", ")
+                + "],\n  \"drop\": [" + drops.map { $0.map(jsonNumber) ?? "null" }.joined(separator: ", ") + "]"
+            if let bootstrap {
+                member += ",\n  \"drop_bootstrap\": [" + bootstrap.drop.map { $0?.json ?? "null" }.joined(separator: ",\n   ") + "]"
+            }
+            members.append(("compare", member + "}"))
+        }
+        return members
+    }
+
+    /// The lines printed after the summary (AP only; `--json` has every stat).
+    public var lines: [String] {
+        var lines: [String] = []
+        if let bootstrap, let spread = bootstrap.own.first ?? nil {
+            lines.append(String(format: "Bootstrap over the %d images (%d draws, seed %llu): AP %.3f, standard error %.3f, "
+                                + "95 %% interval [%.3f, %.3f]", bootstrap.images, bootstrap.draws, bootstrap.seed,
+                                evaluation.stats[0], spread.standardError, spread.interval95[0], spread.interval95[1]))
+        }
+        if let compared {
+            var line = "\(compared.name): " + String(format: "AP %.3f", compared.evaluation.stats[0])
+            if let drop = drops.first ?? nil {
+                line += String(format: "; drop in AP from --dt: %.2f points", 100 * drop)
+            }
+            if let spread = bootstrap?.drop.first ?? nil {
+                line += String(format: ", standard error %.2f, 95 %% interval [%.2f, %.2f] (paired draws)",
+                               100 * spread.standardError, 100 * spread.interval95[0], 100 * spread.interval95[1])
+            }
+            lines.append(line)
+        }
+        return lines
+    }
+}

@@ -67,17 +67,15 @@ struct CocoEval: ParsableCommand {
         let evaluation = evaluator.run(onTaskFinished: { progress.advance() })
         progress.finish()
         if let curves { try evaluation.writeCurves(to: curves) }
-        var members: [(name: String, json: String)] = []
-        var lines: [String] = []
-        var compared: COCOEvaluation?
+        var compared: (name: String, evaluation: COCOEvaluation)?
         var comparedResults: COCOResults?
         if let compare {
             let other = try loadResults(path: compare, groundTruth: groundTruth)
             comparedResults = other
-            compared = COCOEvaluator(groundTruth: groundTruth, results: other, useCategories: !noCats,
-                                     threads: Threads.count).run()
+            compared = (compare, COCOEvaluator(groundTruth: groundTruth, results: other, useCategories: !noCats,
+                                               threads: Threads.count).run())
         }
-        var spreads: (own: [COCOSpread?], drop: [COCOSpread?])?
+        var spreads: COCOComparison.Bootstrap?
         if bootstrap > 0 {
             let sampler = COCOBootstrap(groundTruth: groundTruth, results: [results] + (comparedResults.map { [$0] } ?? []),
                                         useCategories: !noCats, threads: Threads.count)
@@ -85,37 +83,16 @@ struct CocoEval: ParsableCommand {
             let drawProgress = ProgressReporter("bootstrap", total: bootstrap, quiet: global.quiet)
             let draws = sampler.run(draws: bootstrap, using: &generator, onDraw: { drawProgress.advance() })
             drawProgress.finish()
-            let own = COCOSpread.perStat(draws.map { $0[0] })
-            let drop = compared == nil ? [] : COCOSpread.perStatDifference(draws.map { $0[0] }, draws.map { $0[1] })
-            spreads = (own, drop)
-            members.append(("bootstrap", "{\"draws\": \(bootstrap), \"seed\": \(seed), \"images\": \(sampler.imageIds.count), "
-                + "\"stats\": [" + own.map { $0?.json ?? "null" }.joined(separator: ",\n  ") + "]}"))
-            if let spread = own.first ?? nil {
-                lines.append(String(format: "Bootstrap over the %d images (%d draws, seed %llu): AP %.3f, standard error %.3f, "
-                                    + "95 %% interval [%.3f, %.3f]", sampler.imageIds.count, bootstrap, seed,
-                                    evaluation.stats[0], spread.standardError, spread.interval95[0], spread.interval95[1]))
-            }
+            spreads = COCOComparison.Bootstrap(
+                draws: bootstrap, seed: seed, images: sampler.imageIds.count,
+                own: COCOSpread.perStat(draws.map { $0[0] }),
+                drop: compared == nil ? [] : COCOSpread.perStatDifference(draws.map { $0[0] }, draws.map { $0[1] }))
         }
-        if let compare, let compared {
-            let drops = zip(evaluation.stats, compared.stats).map { $0 > -1 && $1 > -1 ? $0 - $1 : -1 }
-            var member = "{\"dt\": \(jsonString(compare)), \"stats\": [" + compared.stats.map(jsonNumber).joined(separator: ", ")
-                + "],\n  \"drop\": [" + drops.map(jsonNumber).joined(separator: ", ") + "]"
-            if let spreads {
-                member += ",\n  \"drop_bootstrap\": [" + spreads.drop.map { $0?.json ?? "null" }.joined(separator: ",\n   ") + "]"
-            }
-            members.append(("compare", member + "}"))
-            var line = String(format: "%@: AP %.3f; drop in AP from --dt: %.2f points", compare, compared.stats[0],
-                              100 * drops[0])
-            if let spread = spreads?.drop.first ?? nil {
-                line += String(format: ", standard error %.2f, 95 %% interval [%.2f, %.2f] (paired draws)",
-                               100 * spread.standardError, 100 * spread.interval95[0], 100 * spread.interval95[1])
-            }
-            lines.append(line)
-        }
+        let comparison = COCOComparison(evaluation: evaluation, compared: compared, bootstrap: spreads)
         if json {
-            print(evaluation.reportJSON(extraMembers: members), terminator: "")
+            print(evaluation.reportJSON(extraMembers: comparison.jsonMembers), terminator: "")
         } else {
-            print(evaluation.summaryText + lines.map { $0 + "\n" }.joined(), terminator: "")
+            print(evaluation.summaryText + comparison.lines.map { $0 + "\n" }.joined(), terminator: "")
         }
     }
 }

@@ -86,4 +86,46 @@ import TensorCore
         #expect(bootstrap.stats(counts: [1, 1])[0][0] == 0)
         #expect(bootstrap.stats(counts: [2, 0])[0][0] == 0)
     }
+
+    /// `cocoeval --compare --bootstrap`'s JSON members parse, carry the drop as the difference of the two
+    /// files' stats (null where undefined) and one spread per stat; the text lines name AP and the drop.
+    @Test func comparisonReportHasTheDropsAndTheirSpread() throws {
+        let (groundTruth, detections) = try golden("mixed")
+        let results = try COCOResults(detections: detections, groundTruth: groundTruth)
+        let fewer = try COCOResults(detections: Array(detections.prefix(detections.count / 2)), groundTruth: groundTruth)
+        let evaluation = COCOEvaluator(groundTruth: groundTruth, results: results, threads: 1).run()
+        let other = COCOEvaluator(groundTruth: groundTruth, results: fewer, threads: 1).run()
+        let sampler = COCOBootstrap(groundTruth: groundTruth, results: [results, fewer], threads: 1)
+        var generator = SeededGenerator(seed: 3)
+        let draws = sampler.run(draws: 20, using: &generator)
+        let bootstrap = COCOComparison.Bootstrap(draws: 20, seed: 3, images: sampler.imageIds.count,
+                                                 own: COCOSpread.perStat(draws.map { $0[0] }),
+                                                 drop: COCOSpread.perStatDifference(draws.map { $0[0] }, draws.map { $0[1] }))
+        let comparison = COCOComparison(evaluation: evaluation, compared: ("fewer.json", other), bootstrap: bootstrap)
+        let text = evaluation.reportJSON(extraMembers: comparison.jsonMembers)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let compare = try #require(object["compare"] as? [String: Any])
+        let drop = try #require(compare["drop"] as? [Any])
+        #expect(drop.count == 12)
+        // (Foundation's JSON reader may miss the last bit: compare to within 1e-15)
+        #expect(abs(((drop[0] as? Double) ?? 0) - (evaluation.stats[0] - other.stats[0])) < 1e-15)
+        #expect(evaluation.stats[0] - other.stats[0] > 0.01)
+        #expect(compare["dt"] as? String == "fewer.json")
+        #expect((compare["drop_bootstrap"] as? [Any])?.count == 12)
+        let spreads = try #require((object["bootstrap"] as? [String: Any])?["stats"] as? [Any])
+        #expect(spreads.count == 12)
+        let first = try #require(spreads[0] as? [String: Any])
+        #expect(first["draws"] as? Int == 20)
+        #expect(((first["standard_error"] as? Double) ?? 0) > 0)
+        let lines = comparison.lines
+        #expect(lines.count == 2)
+        #expect(lines[0].hasPrefix("Bootstrap over the 30 images (20 draws, seed 3): AP "))
+        #expect(lines[1].hasPrefix("fewer.json: AP ") && lines[1].contains("paired draws"))
+        // a spread is the sample standard deviation and NumPy's linear-interpolation percentiles
+        let spread = try #require(COCOSpread([1, 2, 3, 4]))
+        #expect(spread.mean == 2.5)
+        #expect(abs(spread.standardError - (5.0 / 3).squareRoot()) < 1e-15)
+        #expect(spread.interval95 == [1.075, 3.925])
+        #expect(COCOSpread([1]) == nil)
+    }
 }
