@@ -1287,6 +1287,14 @@ def render_torch_crosscheck(w, e):
                   max(differences), ", so the W8A8 loss belongs to the model and the recipe, not to detq's implementation"
                   if max(differences) <= 0.25 else "")))
         w("")
+    held_key = "w8a8 rtn per-channel/static (heldout)"
+    held = ((e.get("heldout") or {}).get("rows") or {}).get(tag("rtn", 8, 8, "per-channel", SCOPE_ALL)) or {}
+    if held_key in rows and "fp32 (heldout)" in rows and held.get("loss") is not None:
+        torch_loss = 100 * (rows["fp32 (heldout)"]["AP"] - rows[held_key]["AP"])
+        w("On the %d held-out images (`--split heldout`) the torch fake quantization loses %.2f AP with W8A8 RTN "
+          "per-channel (FP32 %.1f), detq %.2f." % (e["heldout"]["images"], torch_loss,
+                                                  100 * rows["fp32 (heldout)"]["AP"], held["loss"]))
+        w("")
     weights_only, acts_only = "w8a8 rtn per-channel/weights-only", "w8a8 rtn per-channel/acts-only"
     noise = [loss(k) for k in sorted(rows) if k.startswith("w8a8 rtn per-channel/noise:")]
     if weights_only in rows and acts_only in rows and noise:
