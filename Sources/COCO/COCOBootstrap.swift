@@ -71,30 +71,13 @@ public struct COCOBootstrap: Sendable {
     public func stats(counts: [Int]) -> [[Double]] {
         precondition(counts.count == imageIds.count, "COCOBootstrap: one count per image")
         let weights = counts.map { Int32(clamping: $0) }
-        let (t, r, a, m) = (parameters.iouThresholds.count, parameters.recallThresholds.count,
-                            parameters.areaRanges.count, parameters.maxDetections.count)
+        let areas = parameters.areaRanges.count
         return evaluated.map { result in
             let k = result.categoryCount
-            var precision = [Double](repeating: -1, count: t * r * k * a * m)
-            var recall = [Double](repeating: -1, count: t * k * a * m)
-            precision.withUnsafeMutableBufferPointer { precisionBuffer in
-                recall.withUnsafeMutableBufferPointer { recallBuffer in
-                    let output = UncheckedSendable((precisionBuffer, recallBuffer))
-                    forEachTask(k * a, threads: threads) { task in
-                        let (category, area) = (task / a, task % a)
-                        guard let cell = result.cells[task] else { return }
-                        let (precisionOut, recallOut) = output.value
-                        for (mIndex, maxDetection) in parameters.maxDetections.enumerated() {
-                            cell.accumulate(maxDetection: maxDetection, thresholds: parameters.recallThresholds,
-                                            weighting: ImageWeights(weights: weights, imageOf: result.imageOfDetection[category])) {
-                                tIndex, rIndex, value in
-                                precisionOut[(((tIndex * r + rIndex) * k + category) * a + area) * m + mIndex] = value
-                            } recall: { tIndex, value in
-                                recallOut[((tIndex * k + category) * a + area) * m + mIndex] = value
-                            }
-                        }
-                    }
-                }
+            let (precision, recall) = accumulateCurves(parameters: parameters, categoryCount: k, threads: threads) {
+                category, area in
+                (result.cells[category * areas + area],
+                 ImageWeights(weights: weights, imageOf: result.imageOfDetection[category]))
             }
             let summary = Summary(parameters: parameters, categoryCount: k, precision: precision, recall: recall)
             return Summary.standardLines(parameters).map { summary.mean($0) }

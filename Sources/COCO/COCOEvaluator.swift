@@ -147,38 +147,16 @@ public struct COCOEvaluator: Sendable {
     /// pycocotools leaves -1.
     private func accumulate(_ prepared: PreparedCells, annotations: [COCOAnnotation], detections: [COCODetection],
                             onTaskFinished: (@Sendable () -> Void)?) -> (precision: [Double], recall: [Double]) {
-        let thresholds = parameters.iouThresholds
-        let recallThresholds = parameters.recallThresholds
         let areaRanges = parameters.areaRanges
-        let maxDetections = parameters.maxDetections
-        let (t, r, k, a, m) = (thresholds.count, recallThresholds.count, prepared.categoryCount,
-                               areaRanges.count, maxDetections.count)
-        var precision = [Double](repeating: -1, count: t * r * k * a * m)
-        var recall = [Double](repeating: -1, count: t * k * a * m)
-        precision.withUnsafeMutableBufferPointer { precisionBuffer in
-            recall.withUnsafeMutableBufferPointer { recallBuffer in
-                let output = UncheckedSendable((precisionBuffer, recallBuffer))
-                // Larger categories first balances the threads better.
-                let order = (0..<k).sorted { prepared.detectionCount(category: $0) > prepared.detectionCount(category: $1) }
-                forEachTask(k * a, threads: threads) { task in
-                    let category = order[task / a]
-                    let area = task % a
-                    let curves = evaluateCategory(prepared, category: category, range: areaRanges[area],
-                                                  annotations: annotations, detections: detections)
-                    let (precisionOut, recallOut) = output.value
-                    for (mIndex, maxDetection) in maxDetections.enumerated() {
-                        guard let curves else { continue }
-                        curves.accumulate(maxDetection: maxDetection, thresholds: recallThresholds) { tIndex, rIndex, value in
-                            precisionOut[(((tIndex * r + rIndex) * k + category) * a + area) * m + mIndex] = value
-                        } recall: { tIndex, value in
-                            recallOut[((tIndex * k + category) * a + area) * m + mIndex] = value
-                        }
-                    }
-                    onTaskFinished?()
-                }
-            }
+        // Larger categories first balances the threads better.
+        let order = (0..<prepared.categoryCount).sorted {
+            prepared.detectionCount(category: $0) > prepared.detectionCount(category: $1)
         }
-        return (precision, recall)
+        return accumulateCurves(parameters: parameters, categoryCount: prepared.categoryCount, threads: threads,
+                                categoryOrder: order, onTaskFinished: onTaskFinished) { category, area in
+            (evaluateCategory(prepared, category: category, range: areaRanges[area],
+                              annotations: annotations, detections: detections), Unweighted())
+        }
     }
 
     /// evaluateImg for one category and area range over all images; nil when every image's
@@ -300,6 +278,43 @@ public struct COCOEvaluator: Sendable {
                                  regularCount: regularCount, regularPerImage: regularPerImage,
                                  prepared: prepared, category: category)
     }
+}
+
+/// accumulate() over every (category, area range) and max detections: precision [T, R, K, A, M]
+/// and recall [T, K, A, M], row-major, -1 where `cell` gives no results (pycocotools' -1).
+/// `cell(category, area)` gives evaluateImg's results and how to count them; tasks run in
+/// `categoryOrder` on `threads` threads.
+func accumulateCurves<Weighting: DetectionWeighting>(
+    parameters: COCOParameters, categoryCount k: Int, threads: Int, categoryOrder: [Int]? = nil,
+    onTaskFinished: (@Sendable () -> Void)? = nil,
+    cell: (_ category: Int, _ area: Int) -> (DetectionStatuses?, Weighting)) -> (precision: [Double], recall: [Double]) {
+    let (t, r, a, m) = (parameters.iouThresholds.count, parameters.recallThresholds.count,
+                        parameters.areaRanges.count, parameters.maxDetections.count)
+    var precision = [Double](repeating: -1, count: t * r * k * a * m)
+    var recall = [Double](repeating: -1, count: t * k * a * m)
+    precision.withUnsafeMutableBufferPointer { precisionBuffer in
+        recall.withUnsafeMutableBufferPointer { recallBuffer in
+            let output = UncheckedSendable((precisionBuffer, recallBuffer))
+            forEachTask(k * a, threads: threads) { task in
+                let category = categoryOrder?[task / a] ?? task / a
+                let area = task % a
+                let (curves, weighting) = cell(category, area)
+                let (precisionOut, recallOut) = output.value
+                if let curves {
+                    for (mIndex, maxDetection) in parameters.maxDetections.enumerated() {
+                        curves.accumulate(maxDetection: maxDetection, thresholds: parameters.recallThresholds,
+                                          weighting: weighting) { tIndex, rIndex, value in
+                            precisionOut[(((tIndex * r + rIndex) * k + category) * a + area) * m + mIndex] = value
+                        } recall: { tIndex, value in
+                            recallOut[((tIndex * k + category) * a + area) * m + mIndex] = value
+                        }
+                    }
+                }
+                onTaskFinished?()
+            }
+        }
+    }
+    return (precision, recall)
 }
 
 /// evaluateImg's results for one (category, area range), ready for accumulate.
