@@ -494,11 +494,14 @@ def run_model(runner, model, kind, args, log):
     entry["finished"] = utc_now()
     entry["loadavg_end"] = os.getloadavg()
     entry["detq_binary_end"] = runner.binary_id()
-    bootstrap_w8(entry, args.bootstrap, log)
+    # the last report's entry: its bootstraps are kept where the results files are the same
+    previous = (load_json(REPORT_JSON).get("models", {}).get(model) if exists(REPORT_JSON) else None) or {}
+    bootstrap_w8(entry, args.bootstrap, log, previous)
     if args.heldout:
-        heldout_w8(runner, entry, args, log)
-    elif previous_heldout(args, model):
-        entry["heldout"] = previous_heldout(args, model)
+        heldout_w8(runner, entry, args, log, previous.get("heldout") or {})
+    elif args.reuse and previous.get("heldout"):
+        # a --reuse run without --heldout keeps the held-out figures (the rows they measured are the files it reuses)
+        entry["heldout"] = previous["heldout"]
     derive(entry)
     entry["analysis"] = analyse(entry, layer_reports)
     return entry
@@ -523,9 +526,31 @@ def loss_bootstrap(gt_file, base, other, draws):
             "method": "detq cocoeval --compare --bootstrap"}
 
 
-def bootstrap_w8(entry, resamples, log):
+def w8_rtn_rows(entry):
+    """The W8A8 RTN rows (scope all) that ran."""
+    return [row for row in entry["rows"] if row["method"] == "rtn" and row["wbits"] == 8
+            and row["scope"] == SCOPE_ALL and row["status"] == "ok"]
+
+
+def heldout_row(entry, granularity):
+    """The held-out figures of the W8A8 RTN row of `granularity` ({} when not measured)."""
+    return ((entry.get("heldout") or {}).get("rows") or {}).get(tag("rtn", 8, 8, granularity, SCOPE_ALL)) or {}
+
+
+def cached_loss_bootstrap(old, gt_file, base, other, draws, log, what):
+    """`loss_bootstrap`, or `old` when it was made from the same two results files, draws and seed."""
+    key = {"base_sha256": file_sha256(base), "other_sha256": file_sha256(other), "resamples": draws,
+           "seed": BOOTSTRAP_SEED}
+    if old and all(old.get(k) == v for k, v in key.items()):
+        return old
+    log("%s (%d draws)" % (what, draws))
+    return dict(loss_bootstrap(gt_file, base, other, draws), **key)
+
+
+def bootstrap_w8(entry, resamples, log, previous=None):
     """Paired bootstrap (`detq cocoeval --bootstrap`) of each W8A8 RTN row's AP loss over the evaluation
-    images; kept in the row and made again only when a results file or the draw count changed."""
+    images; kept in the row (or taken from the row of the same tag in `previous`, the last report's
+    entry) and made again only when a results file or the draw count changed."""
     if entry["kind"] != "detector" or resamples < 2:
         return
     folder = os.path.join(ROOT, OUT, entry["model"])
@@ -533,31 +558,19 @@ def bootstrap_w8(entry, resamples, log):
     gt_file = os.path.join(ROOT, SHAPES_VAL_ANN)
     if not exists(base):
         return
-    for row in entry["rows"]:
-        if row["method"] != "rtn" or row["wbits"] != 8 or row["scope"] != SCOPE_ALL or row["status"] != "ok":
-            continue
+    earlier = {r["tag"]: r.get("bootstrap") for r in (previous or {}).get("rows", [])}
+    for row in w8_rtn_rows(entry):
         other = os.path.join(folder, row["tag"] + ".results.json")
-        if not exists(other):
-            continue
-        key = {"base_sha256": file_sha256(base), "other_sha256": file_sha256(other), "resamples": resamples,
-               "seed": BOOTSTRAP_SEED}
-        if all(row.get("bootstrap", {}).get(k) == v for k, v in key.items()):
-            continue
-        log("%s: %s: bootstrap of the AP loss (%d draws)" % (entry["model"], row["tag"], resamples))
-        row["bootstrap"] = dict(loss_bootstrap(gt_file, base, other, resamples), **key)
+        if exists(other):
+            row["bootstrap"] = cached_loss_bootstrap(
+                row.get("bootstrap") or earlier.get(row["tag"]), gt_file, base, other, resamples, log,
+                "%s: %s: bootstrap of the AP loss" % (entry["model"], row["tag"]))
 
 
-def previous_heldout(args, model):
-    """The held-out figures of the last report, kept by a --reuse run without --heldout (the rows they
-    measured are the files it reuses)."""
-    if not args.reuse or not exists(REPORT_JSON):
-        return None
-    return load_json(REPORT_JSON).get("models", {}).get(model, {}).get("heldout")
-
-
-def heldout_w8(runner, entry, args, log):
+def heldout_w8(runner, entry, args, log, previous):
     """--heldout: FP32 and every W8A8 RTN row (the quantized files already made) evaluated on the 2000
-    held-out images, each loss with a paired bootstrap; the split is generated first when missing."""
+    held-out images, each loss with a paired bootstrap (kept from `previous`, the last held-out figures,
+    where the results files are the same); the split is generated first when missing."""
     if entry["kind"] != "detector":
         return
     if not exists(HELDOUT_ANN):
@@ -568,7 +581,6 @@ def heldout_w8(runner, entry, args, log):
     os.makedirs(os.path.join(ROOT, folder), exist_ok=True)
     gt_file = os.path.join(ROOT, HELDOUT_ANN)
     gt = load_json(gt_file)
-    previous = entry.get("heldout") or {}
     held = {"images": len(gt["images"]), "annotations": HELDOUT_ANN, "annotations_sha256": file_sha256(gt_file),
             "rows": {}}
     log("%s: FP32 on the held-out images" % model)
@@ -580,9 +592,7 @@ def heldout_w8(runner, entry, args, log):
         return
     held["fp32_stats"] = fp["stats"]
     base = os.path.join(ROOT, folder, "fp32.results.json")
-    for row in entry["rows"]:
-        if row["method"] != "rtn" or row["wbits"] != 8 or row["scope"] != SCOPE_ALL or row["status"] != "ok":
-            continue
+    for row in w8_rtn_rows(entry):
         log("%s: %s on the held-out images" % (model, row["tag"]))
         ev = evaluate_detector(runner, model, weights, row["quantized"], folder, row["tag"], command_timeout(args),
                                args.reuse, HELDOUT_IMAGES, HELDOUT_ANN)
@@ -593,14 +603,9 @@ def heldout_w8(runner, entry, args, log):
             out["stats"] = ev["stats"]
             out["loss"] = 100 * (fp["stats"][0] - ev["stats"][0])
             other = os.path.join(ROOT, folder, row["tag"] + ".results.json")
-            key = {"base_sha256": file_sha256(base), "other_sha256": file_sha256(other),
-                   "resamples": HELDOUT_BOOTSTRAP, "seed": BOOTSTRAP_SEED}
-            old = previous.get("rows", {}).get(row["tag"], {}).get("bootstrap", {})
-            if all(old.get(k) == v for k, v in key.items()):
-                out["bootstrap"] = old
-            else:
-                log("%s: %s: bootstrap on the held-out images (%d draws)" % (model, row["tag"], HELDOUT_BOOTSTRAP))
-                out["bootstrap"] = dict(loss_bootstrap(gt_file, base, other, HELDOUT_BOOTSTRAP), **key)
+            out["bootstrap"] = cached_loss_bootstrap(
+                previous.get("rows", {}).get(row["tag"], {}).get("bootstrap"), gt_file, base, other, HELDOUT_BOOTSTRAP,
+                log, "%s: %s: bootstrap on the held-out images" % (model, row["tag"]))
         held["rows"][row["tag"]] = out
     entry["heldout"] = held
 
@@ -693,8 +698,8 @@ def checks(entry):
                     detail += "; over the images, standard error %.2f, 95 %% interval [%s, %.2f]" % (
                         b["standard_error"], fsigned_plain(b["interval_95"][0]), b["interval_95"][1])
             out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % granularity_label(g), "result": result, "detail": detail})
-            h = (entry.get("heldout") or {}).get("rows", {}).get(w8["tag"])
-            if h and "loss" in h:
+            h = heldout_row(entry, g)
+            if "loss" in h:
                 b = h.get("bootstrap") or {}
                 out.append({"check": "W8A8 RTN loses ≤ 0.5 AP on the %d held-out images (%s)" % (
                     entry["heldout"]["images"], granularity_label(g)),
@@ -1113,7 +1118,7 @@ def render_w8_summary(w, entries):
         if held.get("rows"):
             cells = []
             for g in W8_GRANULARITIES:
-                h = held["rows"].get(tag("rtn", 8, 8, g, SCOPE_ALL)) or {}
+                h = heldout_row(e, g)
                 cells.append(cell(h.get("loss"), h.get("bootstrap")))
             w("| %s | held-out, %d | %s |" % (e["model"], held["images"], " | ".join(cells)))
     w("")
@@ -1288,7 +1293,7 @@ def render_torch_crosscheck(w, e):
                   if max(differences) <= 0.25 else "")))
         w("")
     held_key = "w8a8 rtn per-channel/static (heldout)"
-    held = ((e.get("heldout") or {}).get("rows") or {}).get(tag("rtn", 8, 8, "per-channel", SCOPE_ALL)) or {}
+    held = heldout_row(e, "per-channel")
     if held_key in rows and "fp32 (heldout)" in rows and held.get("loss") is not None:
         torch_loss = 100 * (rows["fp32 (heldout)"]["AP"] - rows[held_key]["AP"])
         w("On the %d held-out images (`--split heldout`) the torch fake quantization loses %.2f AP with W8A8 RTN "
@@ -1318,11 +1323,10 @@ def render_analysis(w, e):
               and "held-out" not in c["check"]]
     pc_failed = any("(per-channel)" in c["check"] for c in failed)
     pt_failed = any("(per-tensor)" in c["check"] for c in failed)
-    held_rows = (e.get("heldout") or {}).get("rows") or {}
-    pc_held = held_rows.get(tag("rtn", 8, 8, "per-channel", SCOPE_ALL)) or {}
+    pc_held = heldout_row(e, "per-channel")
     pc_held_passes = pc_held.get("loss") is not None and pc_held["loss"] <= 0.5
     pc_misses = pc_failed and not pc_held_passes
-    pt_held = held_rows.get(tag("rtn", 8, 8, "per-tensor", SCOPE_ALL)) or {}
+    pt_held = heldout_row(e, "per-tensor")
     pt_held_passes = pt_held.get("loss") is not None and pt_held["loss"] <= 0.5
     if w8.get("top") and pt_failed:
         w("W8A8 RTN per-tensor misses the 0.5 AP bound%s%s; the two differ only in the weight "
@@ -1496,19 +1500,20 @@ def render_w8_intervals(w, e):
                                                  b["interval_95"][1]))
     if not inside:
         return
+    def error_range(boots):
+        low, high = min(b["standard_error"] for b in boots), max(b["standard_error"] for b in boots)
+        return "%.2f" % low if round(low, 2) == round(high, 2) else "%.2f–%.2f" % (low, high)
+
     boots = [r["bootstrap"] for r in e["rows"] if r.get("bootstrap")]
-    low, high = min(b["standard_error"] for b in boots), max(b["standard_error"] for b in boots)
     w("How well 200 images measure a W8A8 loss (paired bootstrap over the evaluation images, %d draws, "
       "`detq cocoeval --compare --bootstrap`): the 0.5 AP bound lies inside the 95 %% interval of %s (loss [interval]). "
       "On these images such a loss can be told neither within nor outside the bound; the standard errors of the "
-      "W8A8 losses are %s AP points." % (boots[0]["resamples"], "; ".join(inside),
-                                         "%.2f" % low if round(low, 2) == round(high, 2) else "%.2f–%.2f" % (low, high)))
+      "W8A8 losses are %s AP points." % (boots[0]["resamples"], "; ".join(inside), error_range(boots)))
     held = [h["bootstrap"] for h in ((e.get("heldout") or {}).get("rows") or {}).values() if h.get("bootstrap")]
     if held:
-        low, high = min(b["standard_error"] for b in held), max(b["standard_error"] for b in held)
         w("")
         w("On the %d held-out images the same losses have standard errors of %s AP points (the checks above)." % (
-            e["heldout"]["images"], "%.2f" % low if round(low, 2) == round(high, 2) else "%.2f–%.2f" % (low, high)))
+            e["heldout"]["images"], error_range(held)))
     w("")
 
 
