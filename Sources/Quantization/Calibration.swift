@@ -60,6 +60,14 @@ public struct PatchSample: Sendable {
     }
 }
 
+/// Each sample's input range over all its calls (`[sample][call]` → one range per sample that
+/// reached the layer): the lowest low and the highest high.
+func perSampleRanges(_ sampleRanges: [[ValueRange]]) -> [ValueRange] {
+    sampleRanges.filter { !$0.isEmpty }.map { calls in
+        ValueRange(low: calls.map(\.low).min() ?? 0, high: calls.map(\.high).max() ?? 0)
+    }
+}
+
 /// What calibration learned about one layer.
 public struct LayerCalibration: Sendable {
     public let path: String

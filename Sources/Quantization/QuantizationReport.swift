@@ -47,9 +47,7 @@ public struct QuantizationReport: Sendable, Codable {
 
         /// The spread of `sampleRanges` (`[sample][call]`); nil when no sample reached the layer.
         public init?(sampleRanges: [[ValueRange]]) {
-            let perSample = sampleRanges.filter { !$0.isEmpty }.map { calls in
-                (low: calls.map(\.low).min() ?? 0, high: calls.map(\.high).max() ?? 0)
-            }
+            let perSample = perSampleRanges(sampleRanges)
             guard !perSample.isEmpty else { return nil }
             func spread(_ values: [Float]) -> [Float] {
                 let sorted = values.sorted()

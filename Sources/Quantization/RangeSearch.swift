@@ -102,9 +102,7 @@ struct ActivationBase {
                 return ValueRange(low: trimmedMean(seen.map(\.low), trim: trim), high: trimmedMean(seen.map(\.high), trim: trim))
             }
         } else {
-            let perSample = sampleRanges.filter { !$0.isEmpty }.map { calls in
-                ValueRange(low: calls.map(\.low).min() ?? 0, high: calls.map(\.high).max() ?? 0)
-            }
+            let perSample = perSampleRanges(sampleRanges)
             ranges = [ValueRange(low: trimmedMean(perSample.map(\.low), trim: trim),
                                  high: trimmedMean(perSample.map(\.high), trim: trim))]
         }
