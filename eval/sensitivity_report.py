@@ -59,14 +59,22 @@ def command(args, model):
 
 
 def drop(result, part, method, bits):
+    """The part's AP drop (points) and its bootstrap standard error (None from runs without one)."""
     for record in result["matrix"]:
         if record["key"] == f"part|{part}|{method}|{bits}" and record.get("stats"):
-            return 100 * (result["fp32"][0] - record["stats"][0])
+            return 100 * (result["fp32"][0] - record["stats"][0]), record.get("dropStandardError")
     return None
 
 
 def fmt(value):
-    return "" if value is None else f"{value:.1f}"
+    """A drop, or a (drop, standard error) pair as `0.5 ± 0.2`."""
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        value, se = value
+        if se is not None:
+            return f"{value:.1f} ± {se:.1f}"
+    return f"{value:.1f}"
 
 
 def family(model):

@@ -15,6 +15,13 @@ func writeSensitivityOutputs(_ result: SensitivityResult, request: SensitivityRe
 private func points(_ value: Double) -> String { value < 0 ? "–" : String(format: "%.1f", 100 * value) }
 /// A drop in AP points (FP32 − quantized): positive = AP lost.
 private func signed(_ drop: Double) -> String { String(format: "%.1f", drop == 0 ? 0 : drop) }
+/// A drop with its bootstrap standard error, when there is one: `0.51 ± 0.08`, `12.3 ± 1.1`
+/// (two decimals where the error is under a tenth of a point).
+private func signed(_ drop: Double, standardError: Double?) -> String {
+    guard let standardError else { return signed(drop) }
+    let format = standardError < 0.095 ? "%.2f ± %.2f" : "%.1f ± %.1f"
+    return String(format: format, drop == 0 ? 0 : drop, standardError)
+}
 
 /// The columns of the part matrix: method × bits, in request order.
 private func matrixColumns(_ result: SensitivityResult) -> [(method: String, bits: String)] {
@@ -34,7 +41,9 @@ public func sensitivityMarkdown(_ result: SensitivityResult) -> String {
     lines.append("")
     lines.append("\(result.images) evaluation images, \(result.calibrationImages.count) calibration images, "
                  + "\(result.granularity) weights. FP32: AP \(points(result.fp32[0])), AP50 \(points(result.fp32[1])), "
-                 + "AP75 \(points(result.fp32[2])). Figures are AP × 100; drop = FP32 − quantized in AP points (positive = lost).")
+                 + "AP75 \(points(result.fp32[2])). Figures are AP × 100; drop = FP32 − quantized in AP points (positive = lost)"
+                 + (result.bootstrapDraws.map { "; ± is the drop's standard error over \($0) bootstrap draws of the images, "
+                     + "paired with FP32 (`--bootstrap`)" } ?? "") + ".")
     lines.append("")
     let columns = matrixColumns(result)
     lines.append("## AP drop by part (only that part quantized)")
@@ -46,21 +55,23 @@ public func sensitivityMarkdown(_ result: SensitivityResult) -> String {
         let cells = columns.map { column -> String in
             let key = "part|\(part.name)|\(column.method)|\(column.bits)"
             guard let record = result.matrix.first(where: { $0.key == key }), let drop = result.drop(record) else { return "" }
-            return signed(drop)
+            return signed(drop, standardError: record.dropStandardError)
         }
         lines.append("| \(part.name) | \(part.layers.count) | " + cells.joined(separator: " | ") + " |")
     }
     lines.append("")
     lines.append("## Every evaluation")
     lines.append("")
-    lines.append("| part | method | W/A | AP | AP50 | AP75 | APs | APm | APl | drop | s |")
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    lines.append("| fp32 | | | " + result.fp32.prefix(6).map(points).joined(separator: " | ") + " | | |")
+    lines.append("| part | method | W/A | AP | AP50 | AP75 | APs | APm | APl | drop | drop 95 % interval | s |")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("| fp32 | | | " + result.fp32.prefix(6).map(points).joined(separator: " | ") + " | | | |")
     for record in result.matrix {
         guard let stats = record.stats, let drop = result.drop(record) else { continue }
+        let interval = record.dropInterval95.map { String(format: "[%.2f, %.2f]", $0[0], $0[1]) } ?? ""
         lines.append("| \(record.part ?? "") | \(record.method ?? "") | \(record.bits ?? "") | "
                      + stats.prefix(6).map(points).joined(separator: " | ")
-                     + " | \(signed(drop)) | \(String(format: "%.0f", record.seconds)) |")
+                     + " | \(signed(drop, standardError: record.dropStandardError)) | \(interval) | "
+                     + "\(String(format: "%.0f", record.seconds)) |")
     }
     if !result.layers.isEmpty {
         lines.append("")
@@ -81,7 +92,7 @@ public func sensitivityMarkdown(_ result: SensitivityResult) -> String {
         for row in result.layers.prefix(25) {
             lines.append("| \(row.proxyRank) | `\(row.layer)` | \(row.part) | \(String(format: "%.3f", row.proxyAP)) | "
                          + "\(String(format: "%.4f", row.scoreMapError)) | \(String(format: "%.4f", row.boxMapError)) | "
-                         + (row.apDrop.map(signed) ?? "") + " |")
+                         + (row.apDrop.map { signed($0, standardError: row.apDropStandardError) } ?? "") + " |")
         }
         if result.layers.count > 25 { lines.append("") ; lines.append("(\(result.layers.count - 25) more in sensitivity.json)") }
     }

@@ -17,8 +17,10 @@ public struct SensitivityResult: Codable, Sendable {
         public var boxMapError: Double
         /// Position in the proxy's ranking (1 = most damaging).
         public var proxyRank: Int
-        /// AP drop (AP points) of the full evaluation, when the layer had one.
+        /// AP drop (AP points) of the full evaluation, when the layer had one, and its bootstrap
+        /// standard error.
         public var apDrop: Double?
+        public var apDropStandardError: Double?
     }
     public struct Suggestion: Codable, Sendable {
         /// Part → `W/A` or `float`.
@@ -50,6 +52,8 @@ public struct SensitivityResult: Codable, Sendable {
     public var proxyCorrelationLayers: Int
     public var suggestion: Suggestion?
     public var wallSeconds: Double
+    /// Bootstrap draws behind the drops' standard errors; nil: none were made.
+    public var bootstrapDraws: Int? = nil
 
     /// AP drop (AP points) of a record from FP32.
     public func drop(_ record: SensitivityRecord) -> Double? {
@@ -137,6 +141,25 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
         report.layers.reduce(0) { $0 + $1.multiplyAccumulates * Double($1.weightBits * $1.activationBits) }
     }
 
+    // FP32's detections, the base of every drop's bootstrap: kept in memory and in
+    // fp32.results.json, so that a resumed run does not detect them again.
+    let fp32ResultsPath = URL(fileURLWithPath: request.output).appendingPathComponent("fp32.results.json").path
+    var fp32Records: [ResultRecord]?
+    func fp32Base() throws -> [ResultRecord] {
+        if let fp32Records { return fp32Records }
+        if FileManager.default.fileExists(atPath: fp32ResultsPath),
+           let data = FileManager.default.contents(atPath: fp32ResultsPath),
+           let saved = try? JSONDecoder().decode([ResultRecord].self, from: data),
+           Set(saved.map(\.image_id)).isSubset(of: Set(evaluator.imageIDs)) {
+            fp32Records = saved
+            return saved
+        }
+        let made = evaluator.records(evaluator.detect())
+        try writeResults(made, to: fp32ResultsPath)
+        fp32Records = made
+        return made
+    }
+
     func evaluate(kind: String, key: String, part: String?, layer: String?, method: QuantizationMethod?,
                   bits: LayerBits?, layers: [String], mixed: [String: LayerBits] = [:]) throws -> SensitivityRecord {
         if let done = journal.records[key] { progress.advance(); return done }
@@ -144,13 +167,24 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
         var record = SensitivityRecord(kind: kind, key: key, part: part, layer: layer, method: method?.rawValue,
                                        bits: bits?.description, seconds: 0)
         if let method, let bits {
+            // Before the quantized layers are installed: fp32Base may have to detect.
+            let base = request.bootstrap > 0 ? try fp32Base() : nil
             try withQuantized(layers, method: method, bits: bits, mixed: mixed) { report in
-                record.stats = try evaluator.stats(evaluator.detect())
+                let detections = evaluator.detect()
+                record.stats = try evaluator.stats(detections)
                 record.multiplyAccumulates = report.totals.multiplyAccumulates
                 record.bitOperations = bitOperations(report)
+                if let base, let spread = try evaluator.apDropSpread(
+                    base: base, other: evaluator.records(detections), draws: request.bootstrap, seed: request.seed) {
+                    record.dropStandardError = spread.standardError
+                    record.dropInterval95 = spread.interval95
+                }
             }
         } else {
-            record.stats = try evaluator.stats(evaluator.detect())
+            let detections = evaluator.detect()
+            record.stats = try evaluator.stats(detections)
+            fp32Records = evaluator.records(detections)
+            try writeResults(fp32Records ?? [], to: fp32ResultsPath)
         }
         record.seconds = Date().timeIntervalSince(clock)
         try journal.append(record)
@@ -261,17 +295,18 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
         let rest = Array(ranked.dropFirst(fullCount))
         let checks = min(request.checkLayers, rest.count)
         for k in 0..<checks { chosen.append(rest[(2 * k + 1) * rest.count / (2 * checks)]) }
-        var drops: [String: Double] = [:]
+        var drops: [String: (drop: Double?, standardError: Double?)] = [:]
         for proxy in chosen {
             guard let layer = proxy.layer else { continue }
             let record = try evaluate(kind: "layer", key: "layer|\(layer)|\(layerMethod.rawValue)|\(layerBits)",
                                       part: proxy.part, layer: layer, method: layerMethod, bits: layerBits, layers: [layer])
-            drops[layer] = record.stats.map { 100 * (fp32Stats[0] - $0[0]) }
+            drops[layer] = (record.stats.map { 100 * (fp32Stats[0] - $0[0]) }, record.dropStandardError)
         }
         layerRows = ranked.enumerated().map { index, proxy in
             SensitivityResult.LayerRow(layer: proxy.layer ?? "", part: proxy.part ?? "", proxyAP: proxy.proxyAP ?? 0,
                                        scoreMapError: proxy.scoreMapError ?? 0, boxMapError: proxy.boxMapError ?? 0,
-                                       proxyRank: index + 1, apDrop: drops[proxy.layer ?? ""])
+                                       proxyRank: index + 1, apDrop: drops[proxy.layer ?? ""]?.drop,
+                                       apDropStandardError: drops[proxy.layer ?? ""]?.standardError)
         }
         let both = layerRows.filter { $0.apDrop != nil }
         correlation = spearmanCorrelation(both.map { 1 - $0.proxyAP }, both.map { $0.apDrop ?? 0 })
@@ -304,6 +339,7 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
             return 100 * (fp32Stats[0] - (record.stats?[0] ?? 0))
         }
     }
+    result.bootstrapDraws = request.bootstrap > 0 ? request.bootstrap : nil
     result.wallSeconds = Date().timeIntervalSince(start)
     try writeSensitivityOutputs(result, request: request)
     return result

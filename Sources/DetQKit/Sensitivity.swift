@@ -44,6 +44,9 @@ public struct SensitivityRequest: Sendable {
     /// Propose per-part bit widths under `maxDrop` AP points.
     public var suggest = false
     public var maxDrop = 1.0
+    /// Bootstrap draws of the evaluation images for the standard error of every AP drop
+    /// (paired with FP32, seeded by `seed`); 0: none.
+    public var bootstrap = 200
     public var output: String
     public var quiet = false
 
@@ -67,6 +70,9 @@ public struct SensitivityRequest: Sendable {
         if let fullLayers, fullLayers < 0 { throw SensitivityError("--full-layers must be >= 0 or 'all'") }
         guard checkLayers >= 0 else { throw SensitivityError("--check-layers must be >= 0") }
         guard maxDrop >= 0 else { throw SensitivityError("--max-drop must be >= 0 (AP points)") }
+        guard bootstrap == 0 || bootstrap >= 2 else {
+            throw SensitivityError("--bootstrap must be 0 (none) or at least 2 draws, got \(bootstrap)")
+        }
     }
 }
 
@@ -154,6 +160,10 @@ public struct SensitivityRecord: Codable, Sendable {
     /// activation bits (bit operations), from the quantization report.
     public var multiplyAccumulates: Double?
     public var bitOperations: Double?
+    /// The AP drop's spread over bootstrap draws of the images, paired with FP32 (AP points);
+    /// nil for FP32, proxy records and runs without `--bootstrap`.
+    public var dropStandardError: Double?
+    public var dropInterval95: [Double]?
     public var seconds: Double
 }
 
@@ -231,16 +241,29 @@ final class SensitivityEvaluator {
         images.prefix(count ?? images.count).map(model.detect)
     }
 
+    /// The COCO results records of `detections` (the first `detections.count` images).
+    func records(_ detections: [Detections]) -> [ResultRecord] {
+        zip(imageIDs, detections).flatMap { id, found in cocoResults(found, imageID: id, categoryID: model.categoryID(label:)) }
+    }
+
     /// pycocotools' 12 stats of `detections` (the first `detections.count` images) against `reference`.
     func stats(_ detections: [Detections], reference: COCODataset? = nil) throws -> [Double] {
         let ids = Array(imageIDs.prefix(detections.count))
-        let records = zip(ids, detections).flatMap { id, found in
-            cocoResults(found, imageID: id, categoryID: model.categoryID(label:)).map(\.cocoDetection)
-        }
         var truth = reference ?? groundTruth
         if detections.count < imageIDs.count { truth = truth.restricted(to: ids) }
-        let results = try COCOResults(detections: records, groundTruth: truth)
+        let results = try COCOResults(detections: records(detections).map(\.cocoDetection), groundTruth: truth)
         return COCOEvaluator(groundTruth: truth, results: results).run().stats
+    }
+
+    /// The spread of AP(`base`) − AP(`other`) in AP points over `draws` paired bootstrap draws
+    /// of all the evaluation images (seeded by `seed`); nil with fewer than two usable draws.
+    func apDropSpread(base: [ResultRecord], other: [ResultRecord], draws: Int, seed: UInt64) throws -> COCOSpread? {
+        let results = try [base, other].map { try COCOResults(detections: $0.map(\.cocoDetection), groundTruth: groundTruth) }
+        let sampler = COCOBootstrap(groundTruth: groundTruth, results: results, threads: Threads.count)
+        var generator = SeededGenerator(seed: seed)
+        let stats = sampler.run(draws: draws, using: &generator)
+        let pairs = stats.filter { $0[0][0] > -1 && $0[1][0] > -1 }
+        return COCOSpread(pairs.map { 100 * ($0[0][0] - $0[1][0]) })
     }
 
     /// FP32 detections of the first images at or above `score` as a ground truth (the proxy's).

@@ -13,7 +13,9 @@ struct Sensitivity: ParsableCommand {
             error of the score/box maps on --proxy-images images) and fully evaluates the worst --full-layers. \
             --suggest proposes per-part bits (with the first of --methods) within --max-drop AP points and writes suggested-recipe.json for \
             `detq quantize --recipe`. Writes sensitivity.json, sensitivity.md and sensitivity.svg into --out; \
-            every finished evaluation is journaled there, so a rerun with the same settings resumes.
+            every finished evaluation is journaled there, so a rerun with the same settings resumes. \
+            Each drop comes with its standard error over --bootstrap draws of the images (paired with FP32): \
+            a drop within about two standard errors of another cannot be told apart from it on these images.
             Example: detq sensitivity --model fcos_mobilenet_v2_shapes \\
                        --weights detectors/fcos_mobilenet_v2_shapes/weights.safetensors \\
                        --calib-images datasets/shapes/calib/images --images datasets/shapes/val/images \\
@@ -61,6 +63,9 @@ struct Sensitivity: ParsableCommand {
 
     @Option(help: "AP budget of --suggest, in AP points (AP × 100).")
     var maxDrop = 1.0
+
+    @Option(help: "Bootstrap draws of the images for each AP drop's standard error (paired with FP32; 0: none).")
+    var bootstrap = 200
 
     @Option(help: "Folder for sensitivity.json, .md, .svg and the journal.")
     var out: String
@@ -113,6 +118,7 @@ struct Sensitivity: ParsableCommand {
             request.checkLayers = checkLayers
             request.suggest = suggest
             request.maxDrop = maxDrop
+            request.bootstrap = bootstrap
             request.quiet = global.quiet
             return request
         }

@@ -1,3 +1,4 @@
+import COCO
 import Checkpoints
 import Detectors
 import Foundation
@@ -74,6 +75,9 @@ import Testing
         var request = request(out: "unused")
         request.bits = []
         #expect(throws: SensitivityError.self) { try request.validate() }
+        request = self.request(out: "unused")
+        request.bootstrap = 1
+        #expect { try request.validate() } throws: { "\($0)".contains("--bootstrap") }
     }
 
     @Test func runsResumesAndSuggests() throws {
@@ -96,6 +100,18 @@ import Testing
                 == [1, 2, 3 + (result.layers.count - 2) / 2])
         #expect(result.proxyCorrelationLayers == 3)
         #expect(result.layers.allSatisfy { (0...1).contains($0.proxyAP) && $0.scoreMapError >= 0 })
+        // Every drop has its bootstrap spread, and fp32.results.json holds FP32's detections.
+        #expect(result.bootstrapDraws == request.bootstrap)
+        for record in result.matrix {
+            let se = try #require(record.dropStandardError, "\(record.key)")
+            let interval = try #require(record.dropInterval95)
+            #expect(se.isFinite && se >= 0 && interval[0] <= interval[1], "\(record.key)")
+        }
+        #expect(result.layers.filter { $0.apDrop != nil }.allSatisfy { $0.apDropStandardError != nil })
+        let all = try loadInstances(path: request.annotations)
+        let truth = all.restricted(to: ImageSelection(limit: request.limit).apply(to: all.images.map(\.id)))
+        let saved = try loadResults(path: out + "/fp32.results.json", groundTruth: truth)
+        #expect(COCOEvaluator(groundTruth: truth, results: saved).run().stats == result.fp32)
         // The budget admits everything, so the cheapest assignment is the lowest bits on every
         // coarse part, confirmed by its own evaluation and written as a recipe.
         let suggestion = try #require(result.suggestion)
@@ -115,6 +131,31 @@ import Testing
         #expect(try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n").count == lines)
         #expect(again.matrix.map(\.stats) == result.matrix.map(\.stats))
         #expect(again.layers.map(\.layer) == result.layers.map(\.layer))
+        // Evaluations added to the run take FP32 from the journal: its detections are made again
+        // (in float, before the part is quantized) when fp32.results.json is gone, read from it
+        // when it is there; either way the drops' spreads equal those of a fresh run.
+        var more = request
+        more.perLayer = false
+        more.suggest = false
+        more.bits = [LayerBits(weight: 6, activation: 6)]
+        try FileManager.default.removeItem(atPath: out + "/fp32.results.json")
+        let remade = try runSensitivity(more)
+        more.bits = [LayerBits(weight: 5, activation: 5)]
+        let reread = try runSensitivity(more)
+        let freshOut = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: freshOut) }
+        var fresh = more
+        fresh.output = freshOut
+        fresh.bits = [LayerBits(weight: 6, activation: 6), LayerBits(weight: 5, activation: 5)]
+        let freshResult = try runSensitivity(fresh)
+        func spreads(_ result: SensitivityResult, _ bits: String) -> [Double?] {
+            result.matrix.filter { $0.bits == bits }.map(\.dropStandardError)
+        }
+        #expect(spreads(remade, "6/6").count == 2 && spreads(remade, "6/6").allSatisfy { $0 != nil })
+        #expect(spreads(remade, "6/6") == spreads(freshResult, "6/6"))
+        #expect(spreads(reread, "5/5") == spreads(freshResult, "5/5"))
+        // (Spreads of zero would not tell FP32's detections from the quantized ones.)
+        #expect(spreads(freshResult, "5/5").contains { ($0 ?? 0) > 0 })
         // Other settings in the same folder are refused, naming what differs.
         var other = request
         other.granularity = .perTensor
