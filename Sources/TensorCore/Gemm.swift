@@ -63,6 +63,11 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
 /// Runs `body` with OpenBLAS limited to one thread, for code that calls `gemm` from several
 /// of its own threads at once (OpenBLAS serializes concurrent threaded calls). Nested and
 /// concurrent uses are counted; the last one to leave restores `Threads.count`.
+///
+/// The limit is process-wide: a `gemm` that another thread runs meanwhile runs on one thread
+/// too, and OpenBLAS's sums then differ from its threaded ones in the last bits. detq runs one
+/// model at a time, so its results are reproducible run to run; two models run concurrently in
+/// one process (as tests do) can differ by an ulp from their runs alone.
 public func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
     singleThreadedRegions.withLock { active in
         if active == 0 { openblas_set_num_threads(1) }

@@ -38,6 +38,27 @@ private func iou(_ a: [Float], _ b: [Float]) -> Float {
     return union > 0 ? inter / union : 0
 }
 
+/// What differs between detq's detections of one image and a reference's: the counts by more
+/// than one (a candidate sitting on the score threshold or an NMS near-tie), or one of the
+/// reference's first `compare` detections with no detq detection of the same label, IoU > 0.99
+/// and a score within 1e-3. Empty when they agree; `compared` counts the reference's detections checked.
+func goldenMismatches(_ found: Detections, reference: [ShippedGolden.Detection], referenceCount: Int, compare: Int = 20,
+                      compared: inout Int) -> [String] {
+    var problems: [String] = []
+    if abs(found.count - referenceCount) > 1 {
+        problems.append("\(found.count) detections, the reference \(referenceCount)")
+    }
+    for expected in reference.prefix(compare) {
+        let match = (0..<found.count).contains { i in
+            found.labels[i] == expected.label && iou(Array(found.boxes[(i * 4)..<(i * 4 + 4)]), expected.box) > 0.99
+                && abs(found.scores[i] - expected.score) < 1e-3
+        }
+        if !match { problems.append("no match for label \(expected.label) score \(expected.score) box \(expected.box)") }
+        compared += 1
+    }
+    return problems
+}
+
 @Suite struct ShippedModelTests {
     @Test func everyShippedModelHasAGolden() {
         // The four families of the shipped-models issue; a model without a golden is untested.
@@ -62,22 +83,10 @@ private func iou(_ a: [Float], _ b: [Float]) -> Float {
         #expect(!golden.images.isEmpty)
         var compared = 0
         for image in golden.images {
-            let decoded = try loadImage(at: repositoryRoot.appendingPathComponent(image.file).path)
-            let found = model.detect(decoded)
-            var mine: [ShippedGolden.Detection] = []
-            for i in 0..<found.count {
-                let box: [Float] = Array(found.boxes[(i * 4)..<(i * 4 + 4)])
-                mine.append(ShippedGolden.Detection(box: box, score: found.scores[i], label: found.labels[i]))
-            }
-            let difference = abs(mine.count - image.detections.count)
-            #expect(difference <= 1, "\(name) \(image.file): \(mine.count) detections, torchvision \(image.detections.count)")
-            for expected in image.detections.prefix(20) {
-                let match = mine.contains {
-                    $0.label == expected.label && iou($0.box, expected.box) > 0.99 && abs($0.score - expected.score) < 1e-3
-                }
-                #expect(match, "\(name) \(image.file): no match for label \(expected.label) score \(expected.score) box \(expected.box)")
-                compared += 1
-            }
+            let found = model.detect(try loadImage(at: repositoryRoot.appendingPathComponent(image.file).path))
+            let problems = goldenMismatches(found, reference: image.detections, referenceCount: image.detections.count,
+                                            compared: &compared)
+            #expect(problems.isEmpty, "\(name) \(image.file): \(problems.joined(separator: "; "))")
         }
         #expect(compared > 0, "\(name): torchvision found nothing to compare")
     }
@@ -109,7 +118,14 @@ private func iou(_ a: [Float], _ b: [Float]) -> Float {
         #expect(upgraded.keys == current.keys)
         let fromLegacy = try DetectionModel(model: "retinanet_resnet50_fpn", weights: path, configPath: config)
         let fromCurrent = try DetectionModel(model: "retinanet_resnet50_fpn", weights: weights, configPath: config)
+        // The same network: the same parameters under the same keys, bit for bit. (Not their
+        // detections compared for equality: tests run concurrently, and another test's tiled
+        // convolution limits OpenBLAS to one thread for a while, which moves float sums by an ulp.)
+        let legacyParameters = fromLegacy.detector.namedParameters()
+        let currentParameters = fromCurrent.detector.namedParameters()
+        #expect(legacyParameters.map(\.key) == currentParameters.map(\.key))
+        #expect(zip(legacyParameters, currentParameters).allSatisfy { $0.tensor == $1.tensor })
         let image = try loadImage(at: repositoryRoot.appendingPathComponent("datasets/shapes/val/images/000001.jpg").path)
-        #expect(fromLegacy.detect(image) == fromCurrent.detect(image))
+        #expect(fromLegacy.detect(image).count > 0)
     }
 }

@@ -8,7 +8,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-_DTYPES = {"F16": np.float16, "F32": np.float32, "BF16": None, "F64": np.float64, "I64": np.int64}
+_DTYPES = {"F16": np.float16, "F32": np.float32, "BF16": None, "F64": np.float64, "I64": np.int64, "I32": np.int32,
+           "I8": np.int8}
 
 
 def save(tensors, path, dtype="F16", metadata=None):
@@ -36,7 +37,7 @@ def save(tensors, path, dtype="F16", metadata=None):
 
 
 def load(path):
-    """Returns (OrderedDict key -> float32 torch tensor, metadata dict)."""
+    """Returns (OrderedDict key -> float32 torch tensor, metadata dict); I8 / I32 codes convert exactly."""
     with open(path, "rb") as f:
         raw = f.read()
     (length,) = struct.unpack("<Q", raw[:8])
