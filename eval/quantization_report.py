@@ -57,6 +57,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPORT_JSON = "eval/reports/quantization.json"
 REPORT_MD = "eval/reports/quantization.md"
 FAKEQUANT_JSON = "eval/reports/fakequant_torch.json"  # written by eval/fakequant_torch.py (dev time, torch)
+HELDOUT_LOSS_JSON = "eval/reports/heldout_loss.json"  # written by eval/heldout_loss.py
 OUT = "out/quantization"
 
 SHAPES_CALIB = "datasets/shapes/calib/images"
@@ -1121,7 +1122,28 @@ def render_w8_summary(w, entries):
                 h = heldout_row(e, g)
                 cells.append(cell(h.get("loss"), h.get("bootstrap")))
             w("| %s | held-out, %d | %s |" % (e["model"], held["images"], " | ".join(cells)))
+        for larger in larger_heldout(e):
+            cells = [cell(larger["loss"], larger["bootstrap"]) if larger["granularity"] == g else "" for g in W8_GRANULARITIES]
+            w("| %s | held-out, %d | %s |" % (e["model"], larger["images"], " | ".join(cells)))
     w("")
+    if any(larger_heldout(e) for e in entries):
+        w("(Rows of more held-out images: `eval/heldout_loss.py`, the same quantized file on the first N images of "
+          "the held-out generator, seed 3; figures in `%s`.)" % HELDOUT_LOSS_JSON)
+        w("")
+
+
+def larger_heldout(entry):
+    """`eval/heldout_loss.py`'s measurements of this model's rows, where made from the same weights and
+    quantized files as the rows of `entry`."""
+    if not exists(HELDOUT_LOSS_JSON):
+        return []
+    weights = file_sha256(entry["weights"]) if exists(entry["weights"]) else None
+    found = []
+    for row_tag, m in sorted(load_json(HELDOUT_LOSS_JSON).get(entry["model"], {}).items()):
+        row = next((r for r in entry["rows"] if r["tag"] == row_tag), None)
+        if row is not None and m.get("weights_sha256") == weights:
+            found.append(m)
+    return found
 
 
 def render_run_line(w, e):
