@@ -10,9 +10,10 @@ It uses the quantized file of the report's row (out/quantization/M/TAG.safetenso
 `eval/quantization_report.py`; detq refuses it when it was made from other weights), generates
 datasets/shapes/heldout-N when missing (not committed), evaluates FP32 and the row with `detq eval`
 (results in out/quantization/M/heldout-N/, reused when there), bootstraps the loss with `detq cocoeval
---compare --bootstrap`, also over the first 2000 images alone (which must repeat the report's held-out
-figures: the same files, the same images), and writes eval/reports/heldout_loss.json, which the
-quantization report's W8A8 table shows.
+--compare --bootstrap`, also over the first 2000 images alone (which repeat the report's held-out
+figures: the same recipe on the same images; to float noise, as another machine's BLAS kernels move AP
+in the sixth decimal), and writes eval/reports/heldout_loss.json, which the quantization report's W8A8
+table shows.
 """
 import argparse
 import json
@@ -27,14 +28,21 @@ import quantization_report as qr  # noqa: E402
 OUT_JSON = qr.HELDOUT_LOSS_JSON
 
 
-def subset(gt_path, count, out_path):
-    """The ground truth of the first `count` images (id order) of `gt_path`, written to `out_path`."""
+def subset(gt_path, results, count, folder):
+    """The ground truth and the `results` files restricted to the first `count` images (id order),
+    written into `folder` as first-COUNT.*; returns their paths (ground truth first)."""
     gt = qr.load_json(gt_path)
     keep = set(sorted(im["id"] for im in gt["images"])[:count])
-    gt = dict(gt, images=[im for im in gt["images"] if im["id"] in keep],
-              annotations=[a for a in gt["annotations"] if a["image_id"] in keep])
-    with open(os.path.join(qr.ROOT, out_path), "w") as f:
-        json.dump(gt, f)
+    made = [(os.path.join(folder, "first-%d.instances.json" % count),
+             dict(gt, images=[im for im in gt["images"] if im["id"] in keep],
+                  annotations=[a for a in gt["annotations"] if a["image_id"] in keep]))]
+    for path in results:
+        made.append((os.path.join(folder, "first-%d.%s" % (count, os.path.basename(path))),
+                     [r for r in qr.load_json(path) if r["image_id"] in keep]))
+    for path, content in made:
+        with open(os.path.join(qr.ROOT, path), "w") as f:
+            json.dump(content, f)
+    return [os.path.join(qr.ROOT, path) for path, _ in made]
 
 
 def main(argv=None):
@@ -85,9 +93,7 @@ def main(argv=None):
     log("bootstrap of the loss (%d draws)" % args.bootstrap)
     spread = qr.loss_bootstrap(gt_file, base, other, args.bootstrap)
     # The first 2000 images alone: the report's held-out split, which must give its figures again.
-    first = "%s/first-2000.instances.json" % folder
-    subset(gt_file, 2000, first)
-    head = qr.loss_bootstrap(os.path.join(qr.ROOT, first), base, other, args.bootstrap)
+    head = qr.loss_bootstrap(*subset(gt_file, [base, other], 2000, folder), args.bootstrap)
     reported = qr.heldout_row(entry, row["granularity"]).get("loss")
 
     out = qr.load_json(OUT_JSON) if qr.exists(OUT_JSON) else {}
