@@ -135,7 +135,10 @@ def write_summary(results, args, commands, stale):
                  "Evaluation: the first N images of `datasets/shapes/val` (N in the first table); calibration: the 32 images of "
                  "`datasets/shapes/calib`; per-channel weights; the first conv stays W8A8 and linear layers "
                  "W8A8 as in every detq quantization. Drops are FP32 − quantized in AP points (AP × 100); "
-                 "positive = lost. Per-model tables, layer rankings and charts: `eval/reports/sensitivity/`.")
+                 "positive = lost; `± s` is the drop's standard error over 200 bootstrap draws of the evaluation "
+                 "images, paired with FP32 (`detq sensitivity --bootstrap`; drops of models run before it existed have "
+                 "none). Two drops less than about two standard errors apart cannot be told apart on these images. "
+                 "Per-model tables, layer rankings and charts: `eval/reports/sensitivity/`.")
     lines.append("")
     if stale:
         lines.append("> **Stale: %s.** These figures were measured on other weights than the shipped ones (the "
@@ -183,7 +186,8 @@ def write_summary(results, args, commands, stale):
         rho = result.get("proxyRankCorrelation")
         lines.append(f"| {model} | {len(result['layers'])} | {len(evaluated)} | "
                      f"{'' if rho is None else f'{rho:.2f}'} | "
-                     + ", ".join(f"`{r['layer']}` ({r['apDrop']:.1f})" for r in worst) + " |")
+                     + ", ".join(f"`{r['layer']}` ({fmt((r['apDrop'], r.get('apDropStandardError')))})"
+                                 for r in worst) + " |")
     lines.append("")
     lines.append("## Suggested mixed precision (budget 1 AP point; the first method of the run)")
     lines.append("")
