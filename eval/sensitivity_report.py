@@ -198,7 +198,8 @@ def write_summary(results, args, commands, stale):
         parts = s.get("parts", {})
         measured = s.get("measuredDrop")
         lines.append(f"| {model} | {s.get('method', '')} | {parts.get('backbone', '')} | {parts.get('neck', '')} | {parts.get('head', '')} | "
-                     f"{s.get('estimatedDrop', 0):.2f} | {'' if measured is None else f'{measured:.2f}'} |")
+                     f"{s.get('estimatedDrop', 0):.2f} | {'' if measured is None else f'{measured:.2f}'}"
+                     f"{'' if s.get('measuredDropStandardError') is None else ' ± %.2f' % s['measuredDropStandardError']} |")
     lines.append("")
     lines.append("## Reading")
     lines.append("")

@@ -102,7 +102,8 @@ public func sensitivityMarkdown(_ result: SensitivityResult) -> String {
         lines.append("")
         lines.append(suggestion.parts.keys.sorted().map { "\($0): \(suggestion.parts[$0] ?? "")" }.joined(separator: ", ")
                      + String(format: " — estimated drop %.2f, measured ", suggestion.estimatedDrop)
-                     + (suggestion.measuredDrop.map { String(format: "%.2f", $0) } ?? "–") + " AP points, "
+                     + (suggestion.measuredDrop.map { String(format: "%.2f", $0) } ?? "–")
+                     + (suggestion.measuredDropStandardError.map { String(format: " ± %.2f", $0) } ?? "") + " AP points, "
                      + String(format: "%.3g", suggestion.bitOperations) + " bit operations per image.")
         if let file = suggestion.recipeFile { lines.append(""); lines.append("Recipe: `\(file)` (`detq quantize --recipe`).") }
         lines.append("")

@@ -32,6 +32,8 @@ public struct SensitivityResult: Codable, Sendable {
         /// Bit operations of the whole model at the lowest measured pair, for scale.
         public var recipeFile: String?
         public var note: String
+        /// The measured drop's bootstrap standard error (with `--bootstrap`).
+        public var measuredDropStandardError: Double? = nil
     }
 
     public var model: String
@@ -333,10 +335,10 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
                 layers += part.layers
                 for layer in part.layers { mixed[layer] = bits }
             }
-            guard !layers.isEmpty else { return 0 }
+            guard !layers.isEmpty else { return (0, nil) }
             let record = try evaluate(kind: "mixed", key: key, part: nil, layer: nil, method: suggestMethod,
                                       bits: request.bits[0], layers: layers, mixed: mixed)
-            return 100 * (fp32Stats[0] - (record.stats?[0] ?? 0))
+            return (100 * (fp32Stats[0] - (record.stats?[0] ?? 0)), record.dropStandardError)
         }
     }
     result.bootstrapDraws = request.bootstrap > 0 ? request.bootstrap : nil
@@ -347,11 +349,12 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
 
 /// The cheapest per-part assignment (bits pair or float for each of backbone, neck, head) whose
 /// estimated AP drop — the sum of the parts' measured drops alone — is within the budget,
-/// checked by quantizing and evaluating it (`measure` returns the drop); an assignment that
+/// checked by quantizing and evaluating it (`measure` returns the drop and its standard error); an assignment that
 /// fails the check is dropped and the next cheapest tried (at most five). Cost: bit operations
 /// (Σ MACs × weight bits × activation bits; float counts 32 × 32).
 func suggestMixedPrecision(_ result: SensitivityResult, request: SensitivityRequest, method: QuantizationMethod,
-                           measure: ([String: String]) throws -> Double) throws -> SensitivityResult.Suggestion {
+                           measure: ([String: String]) throws -> (drop: Double, standardError: Double?))
+    throws -> SensitivityResult.Suggestion {
     let coarse = result.parts.filter(\.coarse)
     guard !coarse.isEmpty else {
         throw SensitivityError("--suggest needs the backbone, neck or head parts in --parts")
@@ -389,7 +392,7 @@ func suggestMixedPrecision(_ result: SensitivityResult, request: SensitivityRequ
         checks += 1
         candidates.removeFirst()
         let assignment = Dictionary(uniqueKeysWithValues: zip(coarse.map(\.name), candidate.labels))
-        let measured = try measure(assignment)
+        let (measured, standardError) = try measure(assignment)
         if measured <= request.maxDrop {
             let file = URL(fileURLWithPath: request.output).appendingPathComponent("suggested-recipe.json").path
             try writeMixedPrecisionRecipe(MixedPrecisionRecipe(
@@ -398,7 +401,7 @@ func suggestMixedPrecision(_ result: SensitivityResult, request: SensitivityRequ
                 estimatedDrop: candidate.drop, measuredDrop: measured), to: file)
             return SensitivityResult.Suggestion(parts: assignment, method: method.rawValue, estimatedDrop: candidate.drop,
                                                 measuredDrop: measured, bitOperations: candidate.cost, recipeFile: file,
-                                                note: note)
+                                                note: note, measuredDropStandardError: standardError)
         }
         note += "; \(describe(candidate.labels)) measured \(String(format: "%.2f", measured)) > budget"
         let excess = max(0, measured - candidate.drop)

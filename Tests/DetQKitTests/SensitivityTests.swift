@@ -116,7 +116,7 @@ import Testing
         // coarse part, confirmed by its own evaluation and written as a recipe.
         let suggestion = try #require(result.suggestion)
         #expect(suggestion.parts == ["neck": "4/4"])
-        #expect(suggestion.measuredDrop != nil)
+        #expect(suggestion.measuredDrop != nil && suggestion.measuredDropStandardError != nil)
         let recipe = try MixedPrecisionRecipe.load(from: try #require(suggestion.recipeFile))
         #expect(recipe.parts == ["neck": "4/4"] && recipe.method == "rtn" && recipe.model == Self.model)
         for file in ["sensitivity.json", "sensitivity.md", "sensitivity.svg"] {
