@@ -2,6 +2,7 @@
 import COCO
 import Detectors
 import Foundation
+import Glibc
 import ImageIO
 import Layers
 import Quantization
@@ -168,15 +169,29 @@ public struct SensitivityRecord: Codable, Sendable {
 }
 
 /// The journal of a run: `run.json` (what the run is) and `evaluations.jsonl` (one record per
-/// finished evaluation, flushed as written), so a killed run resumes without losing any.
+/// finished evaluation, flushed as written), so a killed run resumes without losing any. A
+/// run holds an exclusive lock on `DIR/.lock` while the journal is open: a second run in the
+/// same folder would interleave its lines with the first's.
 final class SensitivityJournal {
     let path: String
     private(set) var records: [String: SensitivityRecord] = [:]
     private let handle: FileHandle
+    private let lock: Int32
 
     init(directory: String, header: [String: String]) throws {
         let manager = FileManager.default
         try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let lockPath = directory + "/.lock"
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw SensitivityError("cannot create \(lockPath)") }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(lock)
+            throw SensitivityError("\(directory) is in use by another detq sensitivity run: wait for it to finish, "
+                                   + "or give another --out")
+        }
+        self.lock = lock
+        var opened = false
+        defer { if !opened { Glibc.close(lock) } }
         let headerPath = directory + "/run.json"
         path = directory + "/evaluations.jsonl"
         let headerData = try encodeJSON(header)
@@ -206,6 +221,7 @@ final class SensitivityJournal {
         try handle.truncate(atOffset: UInt64(min(validBytes, text.utf8.count)))
         try handle.seekToEnd()
         self.handle = handle
+        opened = true
     }
 
     func append(_ record: SensitivityRecord) throws {
@@ -216,7 +232,14 @@ final class SensitivityJournal {
         records[record.key] = record
     }
 
-    func close() { try? handle.close() }
+    private var closed = false
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        try? handle.close()
+        Glibc.close(lock)
+    }
 }
 
 /// The evaluation images decoded once, their ground truth, and the detector.

@@ -162,6 +162,22 @@ import Testing
         #expect { _ = try runSensitivity(other) } throws: { "\($0)".contains("granularity") }
     }
 
+    @Test func oneRunAtATimePerFolder() throws {
+        let out = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let header = ["model": Self.model]
+        let first = try SensitivityJournal(directory: out, header: header)
+        #expect { _ = try SensitivityJournal(directory: out, header: header) } throws: {
+            "\($0)".contains("in use by another detq sensitivity run")
+        }
+        // The refused one left the first's journal alone; after the first closes, the folder is free.
+        try first.append(SensitivityRecord(kind: "fp32", key: "fp32", seconds: 1))
+        first.close()
+        let second = try SensitivityJournal(directory: out, header: header)
+        #expect(second.records.keys.sorted() == ["fp32"])
+        second.close()
+    }
+
     @Test func refusesAJournalOfOtherWeightsAtTheSamePath() throws {
         let out = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: out) }
