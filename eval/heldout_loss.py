@@ -7,7 +7,8 @@ images (seed 3, so the first 2000 are the report's held-out split and the rest a
     python3 eval/heldout_loss.py --model fasterrcnn_mobilenet_v2_shapes --tag w8a8_rtn_per-channel_all --count 10000
 
 It uses the quantized file of the report's row (out/quantization/M/TAG.safetensors, made by
-`eval/quantization_report.py`; detq refuses it when it was made from other weights), generates
+`eval/quantization_report.py`, or made here by the row's recorded quantize command when missing; detq
+refuses it when it was made from other weights), generates
 datasets/shapes/heldout-N when missing (not committed), evaluates FP32 and the row with `detq eval`
 (results in out/quantization/M/heldout-N/, reused when there), bootstraps the loss with `detq cocoeval
 --compare --bootstrap`, also over the first 2000 images alone (which repeat the report's held-out
@@ -18,6 +19,7 @@ table shows.
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -66,8 +68,12 @@ def main(argv=None):
     weights = entry["weights"]
     quantized = row["quantized"]
     if not qr.exists(quantized):
-        raise SystemExit("%s is missing: python3 eval/quantization_report.py --models %s --merge --reuse makes it again"
-                         % (quantized, args.model))
+        # the report's own command for the row (quantizing takes seconds; a fresh clone has no out/)
+        command = shlex.split(row["quantize_command"])
+        command[0] = args.detq
+        log("making %s: %s" % (quantized, " ".join(command[1:])))
+        os.makedirs(os.path.dirname(os.path.join(qr.ROOT, quantized)), exist_ok=True)
+        subprocess.run(command, cwd=qr.ROOT, check=True, stdout=subprocess.DEVNULL)
     # (detq eval refuses a quantized file made from other weights than `weights`.)
 
     split = "datasets/shapes/heldout-%d" % args.count
