@@ -1327,6 +1327,15 @@ def render_torch_crosscheck(w, e):
         w("On the %d held-out images (`--split heldout`) the torch fake quantization loses %.2f AP with W8A8 RTN "
           "per-channel (FP32 %.1f), detq %.2f." % (e["heldout"]["images"], torch_loss,
                                                   100 * rows["fp32 (heldout)"]["AP"], held["loss"]))
+        parts_held = [(what, rows[key + " (heldout)"]["AP"]) for what, key in (
+            ("8-bit per-channel weights alone (activations float)", "w8a8 rtn per-channel/weights-only"),
+            ("8-bit static activations alone (weights float)", "w8a8 rtn per-channel/acts-only"))
+            if key + " (heldout)" in rows]
+        if parts_held:
+            w("")
+            w("Split there the same way (torch): %s; the two together %.2f." % (
+                "; ".join("%s lose %.2f AP" % (what, 100 * (rows["fp32 (heldout)"]["AP"] - ap)) for what, ap in parts_held),
+                torch_loss))
         w("")
     weights_only, acts_only = "w8a8 rtn per-channel/weights-only", "w8a8 rtn per-channel/acts-only"
     noise = [loss(k) for k in sorted(rows) if k.startswith("w8a8 rtn per-channel/noise:")]
