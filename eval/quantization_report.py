@@ -1332,10 +1332,15 @@ def render_torch_crosscheck(w, e):
             ("8-bit static activations alone (weights float)", "w8a8 rtn per-channel/acts-only"))
             if key + " (heldout)" in rows]
         if parts_held:
+            fp_held = rows["fp32 (heldout)"]["AP"]
+            noise_held = [100 * (fp_held - rows[k]["AP"]) for k in sorted(rows)
+                          if k.startswith("w8a8 rtn per-channel/noise:") and k.endswith(" (heldout)")]
             w("")
-            w("Split there the same way (torch): %s; the two together %.2f." % (
-                "; ".join("%s lose %.2f AP" % (what, 100 * (rows["fp32 (heldout)"]["AP"] - ap)) for what, ap in parts_held),
-                torch_loss))
+            w("Split there the same way (torch): %s; the two together %.2f.%s" % (
+                "; ".join("%s lose %.2f AP" % (what, 100 * (fp_held - ap)) for what, ap in parts_held), torch_loss,
+                "" if not noise_held else " Uniform noise of one 8-bit step on the float weights instead of rounding "
+                "them (activations float, %d seeds) loses %s." % (
+                    len(noise_held), " and ".join(("%.2f" % v).replace("-", "−") for v in noise_held))))
         w("")
     weights_only, acts_only = "w8a8 rtn per-channel/weights-only", "w8a8 rtn per-channel/acts-only"
     noise = [loss(k) for k in sorted(rows) if k.startswith("w8a8 rtn per-channel/noise:")]

@@ -167,7 +167,7 @@ public func sensitivitySVG(_ result: SensitivityResult) -> String {
             let ink = drop > scale * 0.6 ? "white" : "black"
             svg.append("<rect x=\"\(x)\" y=\"\(y)\" width=\"\(cellWidth - 2)\" height=\"\(cellHeight - 2)\" fill=\"\(fill)\" stroke=\"#ccc\"/>")
             svg.append("<text x=\"\(x + cellWidth / 2 - 1)\" y=\"\(y + cellHeight / 2 + 5)\" text-anchor=\"middle\" "
-                       + "fill=\"\(ink)\">\(signed(drop))</text>")
+                       + "fill=\"\(ink)\">\(signed(drop, standardError: record.dropStandardError))</text>")
         }
     }
     // Colour scale under the heat map.
@@ -186,6 +186,7 @@ public func sensitivitySVG(_ result: SensitivityResult) -> String {
             : "Worst single layers: AP drop, \(result.layerMethod ?? "") W/A \(result.layerBits ?? ""), one layer quantized"
         svg.append("<text x=\"20\" y=\"\(barTop - 12)\" font-size=\"16\" font-weight=\"bold\">\(escape(title))</text>")
         let values = bars.isEmpty ? proxyBars.map { 100 * (1 - $0.proxyAP) } : bars.map { $0.apDrop ?? 0 }
+        let errors: [Double?] = bars.isEmpty ? proxyBars.map { _ in nil } : bars.map(\.apDropStandardError)
         let names = bars.isEmpty ? proxyBars.map(\.layer) : bars.map(\.layer)
         let largest = max(values.max() ?? 1, 1e-9)
         let barLeft = 330.0, barWidth = width - barLeft - 80
@@ -194,7 +195,8 @@ public func sensitivitySVG(_ result: SensitivityResult) -> String {
             let length = max(1, barWidth * max(value, 0) / largest)
             svg.append("<text x=\"\(barLeft - 8)\" y=\"\(y + 15)\" text-anchor=\"end\" font-size=\"12\">\(escape(names[index]))</text>")
             svg.append("<rect x=\"\(barLeft)\" y=\"\(y + 3)\" width=\"\(length)\" height=\"17\" fill=\"#c0392b\"/>")
-            svg.append("<text x=\"\(barLeft + length + 6)\" y=\"\(y + 16)\" font-size=\"12\">\(String(format: "%.1f", value))</text>")
+            svg.append("<text x=\"\(barLeft + length + 6)\" y=\"\(y + 16)\" font-size=\"12\">"
+                       + "\(errors[index].map { signed(value, standardError: $0) } ?? String(format: "%.1f", value))</text>")
         }
     }
     svg.append("</svg>")
