@@ -701,20 +701,26 @@ def checks(entry):
             out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % granularity_label(g), "result": result, "detail": detail})
             h = heldout_row(entry, g)
             if "loss" in h:
-                b = h.get("bootstrap") or {}
-                out.append({"check": "W8A8 RTN loses ≤ 0.5 AP on the %d held-out images (%s)" % (
-                    entry["heldout"]["images"], granularity_label(g)),
-                    "result": "yes" if h["loss"] <= 0.5 else "no",
-                    "detail": "FP32 %.1f AP, W8A8 %.1f AP, loss %.2f AP points%s" % (
-                        100 * entry["heldout"]["fp32_stats"][0], 100 * h["stats"][0], h["loss"],
-                        "; standard error %.2f, 95 %% interval [%s, %.2f]" % (
-                            b["standard_error"], fsigned_plain(b["interval_95"][0]), b["interval_95"][1]) if b else "")})
+                out.append(heldout_check(entry["heldout"]["images"], granularity_label(g), entry["heldout"]["fp32_stats"],
+                                         h["stats"], h["loss"], h.get("bootstrap")))
         else:
             a = w8.get("agreement") if w8 else None
             out.append({"check": "W8A8 RTN loses ≤ 0.5 AP (%s)" % granularity_label(g), "result": "n/a (classifier, no AP)",
                         "detail": ("top-1 agreement with FP32 %d/%d, mean KL %.4f" % (a["top1_agree"], a["images"], a["mean_kl"]))
                         if a else "run failed"})
     return out
+
+
+def heldout_check(images, label, fp32_stats, stats, loss, bootstrap):
+    """The check of a W8A8 RTN loss measured on `images` held-out images (`label`: the granularity, and where
+    the figures come from when not the report's own held-out split)."""
+    b = bootstrap or {}
+    return {"check": "W8A8 RTN loses ≤ 0.5 AP on the %d held-out images (%s)" % (images, label),
+            "result": "yes" if loss <= 0.5 else "no",
+            "detail": "FP32 %.1f AP, W8A8 %.1f AP, loss %.2f AP points%s" % (
+                100 * fp32_stats[0], 100 * stats[0], loss,
+                "; standard error %.2f, 95 %% interval [%s, %.2f]" % (
+                    b["standard_error"], fsigned_plain(b["interval_95"][0]), b["interval_95"][1]) if b else "")}
 
 
 def analyse(entry, layer_reports):
@@ -1138,12 +1144,9 @@ def larger_heldout(entry):
     if not exists(HELDOUT_LOSS_JSON):
         return []
     weights = file_sha256(entry["weights"]) if exists(entry["weights"]) else None
-    found = []
-    for row_tag, m in sorted(load_json(HELDOUT_LOSS_JSON).get(entry["model"], {}).items()):
-        row = next((r for r in entry["rows"] if r["tag"] == row_tag), None)
-        if row is not None and m.get("weights_sha256") == weights:
-            found.append(m)
-    return found
+    tags = {r["tag"] for r in entry["rows"]}
+    return [m for row_tag, m in sorted(load_json(HELDOUT_LOSS_JSON).get(entry["model"], {}).items())
+            if row_tag in tags and m.get("weights_sha256") == weights]
 
 
 def render_run_line(w, e):
@@ -1182,14 +1185,10 @@ def render_run_line(w, e):
 def render_checks(w, e):
     w("Checks:")
     w("")
-    for c in e["checks"]:
+    larger = [heldout_check(m["images"], "%s, `eval/heldout_loss.py`" % m["granularity"], m["fp32_stats"], m["stats"],
+                            m["loss"], m["bootstrap"]) for m in larger_heldout(e)]
+    for c in e["checks"] + larger:
         w("- %s: **%s** (%s)" % (c["check"], c["result"], c["detail"]))
-    for m in larger_heldout(e):
-        b = m["bootstrap"]
-        w("- W8A8 RTN loses ≤ 0.5 AP on the %d held-out images (%s, `eval/heldout_loss.py`): **%s** (FP32 %.1f AP, "
-          "W8A8 %.1f AP, loss %.2f AP points; standard error %.2f, 95 %% interval [%.2f, %.2f])" % (
-              m["images"], m["granularity"], "yes" if m["loss"] <= 0.5 else "no", 100 * m["fp32_stats"][0],
-              100 * m["stats"][0], m["loss"], b["standard_error"], b["interval_95"][0], b["interval_95"][1]))
     w("")
     held = e.get("heldout")
     if held and held.get("fp32_stats"):
@@ -1369,7 +1368,8 @@ def render_analysis(w, e):
     pc_held_passes = pc_held.get("loss") is not None and pc_held["loss"] <= 0.5
     pc_misses = pc_failed and not pc_held_passes
     # a measurement on more held-out images (eval/heldout_loss.py) decides where it exists
-    pc_larger_over = any(m["loss"] > 0.5 for m in larger_heldout(e) if m["granularity"] == "per-channel")
+    pc_larger = [m for m in larger_heldout(e) if m["granularity"] == "per-channel"]
+    pc_larger_over = any(m["loss"] > 0.5 for m in pc_larger)
     pt_held = heldout_row(e, "per-tensor")
     pt_held_passes = pt_held.get("loss") is not None and pt_held["loss"] <= 0.5
     if w8.get("top") and pt_failed:
@@ -1388,7 +1388,7 @@ def render_analysis(w, e):
               "at the bound%s)" % (pc_held["loss"], pc_held["bootstrap"]["standard_error"], "".join(
                   "; on %d of them %.2f ± %.2f, %s it" % (m["images"], m["loss"], m["bootstrap"]["standard_error"],
                                                            "over" if m["loss"] > 0.5 else "within")
-                  for m in larger_heldout(e) if m["granularity"] == "per-channel"))
+                  for m in pc_larger))
               if pc_held.get("loss") is not None and pc_held["loss"] > 0.5 and pc_held.get("bootstrap") else
               " where per-channel meets it",
               w8["sum_rse_per_tensor"], w8["sum_rse_per_channel"],
