@@ -114,11 +114,7 @@ def main(argv=None):
         "eval_commands": [evaluations[n]["eval_command"] for n in ("fp32", args.tag)],
         "made": qr.utc_now(),
     }
-    tmp = os.path.join(qr.ROOT, OUT_JSON + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, os.path.join(qr.ROOT, OUT_JSON))
+    qr.write_atomic(OUT_JSON, json.dumps(out, indent=1, sort_keys=True) + "\n")
     print("%s %s on %d held-out images: FP32 AP %.2f, loss %.2f ± %.2f (95 %% interval [%.2f, %.2f]); first 2000: "
           "%.2f ± %.2f (the report's held-out figure: %s)" % (
               args.model, args.tag, args.count, 100 * evaluations["fp32"]["stats"][0], spread["drop"],

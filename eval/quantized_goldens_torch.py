@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.join(REPO, "eval"))
 import eval_shapes_torch  # noqa: E402
 import safetensors_io  # noqa: E402
 from fakequant_torch import fold_batch_norms  # noqa: E402
-from quantization_report import file_sha256  # noqa: E402
+from quantization_report import file_sha256, write_atomic  # noqa: E402
 
 OUT_JSON = os.path.join(REPO, "Tests", "DetQKitTests", "Fixtures", "quantized_goldens.json")
 WORK = os.path.join(REPO, "out", "quantized-goldens")
@@ -147,7 +147,8 @@ class QuantizedLayer:
 
 
 def install(model, path):
-    """Replaces the forward of every quantized layer in `model` by the file's; returns the layers."""
+    """Replaces the forward of every quantized layer in `model` by the file's; returns the file's recipe
+    and the installed layers."""
     tensors, metadata = safetensors_io.load(path)
     if metadata.get("format") != "detq-quantized/1":
         raise SystemExit(f"{path}: not a detq-quantized/1 file")
@@ -168,7 +169,7 @@ def install(model, path):
         for layer in layers:
             layer.calls = 0
     model.register_forward_pre_hook(reset)
-    return recipe
+    return recipe, layers
 
 
 def compact_json(golden):
@@ -217,17 +218,14 @@ def main(argv=None):
                    "--calib-images", "datasets/shapes/calib/images", "--quiet", "--out", out] + case["arguments"]
         subprocess.run(command, cwd=REPO, check=True)
         model, _ = eval_shapes_torch.load_shipped(model_name)
-        recipe = install(model, out)
+        recipe, layers = install(model, out)
         outputs = eval_shapes_torch.detect(model, paths, batch_size=1)
         entries = []
-        for image, path, found in zip(images, paths, outputs):
-            detections = [{"box": box, "score": score, "label": label} for box, score, label in
-                          zip(found["boxes"].tolist(), found["scores"].tolist(), found["labels"].tolist())]
+        for path, found in zip(paths, outputs):
+            detections = eval_shapes_torch.detection_dicts(found)
             # the best KEEP (torchvision orders by score); the count is of all of them
             entries.append({"file": os.path.relpath(path, REPO), "count": len(detections), "detections": detections[:KEEP]})
-        tensors, _ = safetensors_io.load(out)
-        ranges = [{"path": layer["path"], "ranges": tensors[layer["path"] + ".input_range"].tolist()}
-                  for layer in recipe["layers"]]
+        ranges = [{"path": layer.entry["path"], "ranges": layer.ranges.tolist()} for layer in layers]
         entry = {"name": case["name"], "model": model_name, "arguments": case["arguments"],
                  "quantized_sha256": file_sha256(out), "recipe": recipe, "input_ranges": ranges, "images": entries}
         golden["cases"] = [c for c in golden["cases"] if c["name"] != case["name"]] + [entry]
@@ -236,10 +234,7 @@ def main(argv=None):
             flush=True)
     order = [c["name"] for c in CASES]
     golden["cases"].sort(key=lambda c: order.index(c["name"]) if c["name"] in order else len(order))
-    tmp = OUT_JSON + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(compact_json(golden))
-    os.replace(tmp, OUT_JSON)
+    write_atomic(OUT_JSON, compact_json(golden))
     print("wrote", os.path.relpath(OUT_JSON, REPO))
 
 

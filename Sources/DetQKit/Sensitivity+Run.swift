@@ -146,20 +146,23 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
     // FP32's detections, the base of every drop's bootstrap: kept in memory and in
     // fp32.results.json, so that a resumed run does not detect them again.
     let fp32ResultsPath = URL(fileURLWithPath: request.output).appendingPathComponent("fp32.results.json").path
-    var fp32Records: [ResultRecord]?
-    func fp32Base() throws -> [ResultRecord] {
-        if let fp32Records { return fp32Records }
-        if FileManager.default.fileExists(atPath: fp32ResultsPath),
-           let data = FileManager.default.contents(atPath: fp32ResultsPath),
+    var fp32Results: COCOResults?
+    func keepFP32(_ records: [ResultRecord]) throws -> COCOResults {
+        try writeResults(records, to: fp32ResultsPath)
+        let results = try evaluator.results(records)
+        fp32Results = results
+        return results
+    }
+    func fp32Base() throws -> COCOResults {
+        if let fp32Results { return fp32Results }
+        // A file that does not read, or names images outside this run's, is made again.
+        if let data = FileManager.default.contents(atPath: fp32ResultsPath),
            let saved = try? JSONDecoder().decode([ResultRecord].self, from: data),
-           Set(saved.map(\.image_id)).isSubset(of: Set(evaluator.imageIDs)) {
-            fp32Records = saved
-            return saved
+           let results = try? evaluator.results(saved) {
+            fp32Results = results
+            return results
         }
-        let made = evaluator.records(evaluator.detect())
-        try writeResults(made, to: fp32ResultsPath)
-        fp32Records = made
-        return made
+        return try keepFP32(evaluator.records(evaluator.detect()))
     }
 
     func evaluate(kind: String, key: String, part: String?, layer: String?, method: QuantizationMethod?,
@@ -172,21 +175,18 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
             // Before the quantized layers are installed: fp32Base may have to detect.
             let base = request.bootstrap > 0 ? try fp32Base() : nil
             try withQuantized(layers, method: method, bits: bits, mixed: mixed) { report in
-                let detections = evaluator.detect()
-                record.stats = try evaluator.stats(detections)
+                let results = try evaluator.results(evaluator.records(evaluator.detect()))
+                record.stats = evaluator.stats(results)
                 record.multiplyAccumulates = report.totals.multiplyAccumulates
                 record.bitOperations = bitOperations(report)
-                if let base, let spread = try evaluator.apDropSpread(
-                    base: base, other: evaluator.records(detections), draws: request.bootstrap, seed: request.seed) {
+                if let base, let spread = evaluator.apDropSpread(
+                    base: base, other: results, draws: request.bootstrap, seed: request.seed) {
                     record.dropStandardError = spread.standardError
                     record.dropInterval95 = spread.interval95
                 }
             }
         } else {
-            let detections = evaluator.detect()
-            record.stats = try evaluator.stats(detections)
-            fp32Records = evaluator.records(detections)
-            try writeResults(fp32Records ?? [], to: fp32ResultsPath)
+            record.stats = evaluator.stats(try keepFP32(evaluator.records(evaluator.detect())))
         }
         record.seconds = Date().timeIntervalSince(clock)
         try journal.append(record)

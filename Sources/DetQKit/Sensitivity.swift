@@ -278,11 +278,20 @@ final class SensitivityEvaluator {
         return COCOEvaluator(groundTruth: truth, results: results).run().stats
     }
 
+    /// `records` as results on all the evaluation images (refused when one names another image).
+    func results(_ records: [ResultRecord]) throws -> COCOResults {
+        try COCOResults(detections: records.map(\.cocoDetection), groundTruth: groundTruth)
+    }
+
+    /// pycocotools' 12 stats of `results` on all the evaluation images.
+    func stats(_ results: COCOResults) -> [Double] {
+        COCOEvaluator(groundTruth: groundTruth, results: results).run().stats
+    }
+
     /// The spread of AP(`base`) − AP(`other`) in AP points over `draws` paired bootstrap draws
     /// of all the evaluation images (seeded by `seed`); nil with fewer than two usable draws.
-    func apDropSpread(base: [ResultRecord], other: [ResultRecord], draws: Int, seed: UInt64) throws -> COCOSpread? {
-        let results = try [base, other].map { try COCOResults(detections: $0.map(\.cocoDetection), groundTruth: groundTruth) }
-        let sampler = COCOBootstrap(groundTruth: groundTruth, results: results, threads: Threads.count)
+    func apDropSpread(base: COCOResults, other: COCOResults, draws: Int, seed: UInt64) -> COCOSpread? {
+        let sampler = COCOBootstrap(groundTruth: groundTruth, results: [base, other], threads: Threads.count)
         var generator = SeededGenerator(seed: seed)
         let stats = sampler.run(draws: draws, using: &generator)
         let pairs = stats.filter { $0[0][0] > -1 && $0[1][0] > -1 }

@@ -111,10 +111,8 @@ def write_golden(model, config, name, count=3, val_dir=VAL_DIR, detectors_dir=No
     outputs = detect(model, paths, batch_size=1)
     entries = []
     for image, path, out in zip(images, paths, outputs):
-        detections = [{"box": box, "score": score, "label": label}
-                      for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist())]
         entries.append({"file": os.path.relpath(path, REPO), "width": image["width"], "height": image["height"],
-                        "detections": detections})
+                        "detections": detection_dicts(out)})
     source = config["roi_heads"] if config["family"] == "fasterrcnn" else config
     golden = {
         "model": name,
@@ -129,6 +127,12 @@ def write_golden(model, config, name, count=3, val_dir=VAL_DIR, detectors_dir=No
     with open(path, "w") as f:
         f.write(_compact_json(golden))
     return path
+
+
+def detection_dicts(output):
+    """One torchvision output as a list of {"box" (xyxy), "score", "label"}, in its (score) order."""
+    return [{"box": box, "score": score, "label": label}
+            for box, score, label in zip(output["boxes"].tolist(), output["scores"].tolist(), output["labels"].tolist())]
 
 
 def _compact_json(golden):
