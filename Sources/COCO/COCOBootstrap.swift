@@ -14,30 +14,28 @@ public struct COCOBootstrap: Sendable {
     public let parameters: COCOParameters
     /// Sorted distinct image ids; a draw's counts are in this order.
     public let imageIds: [Int]
-    private let evaluated: [Evaluated]
+    public let evaluations: [Evaluation]
     private let threads: Int
 
-    /// evaluateImg's results of one results file, per (category, area range).
-    private struct Evaluated: Sendable {
+    /// evaluateImg's results of one results file, per (category, area range): what every draw
+    /// accumulates again. Made once per file and shareable between samplers (a base file
+    /// compared with many others is evaluated once).
+    public struct Evaluation: Sendable {
+        /// Sorted distinct image ids of the ground truth it was evaluated on.
+        public let imageIds: [Int]
         let categoryCount: Int
         /// Index `category * A + area`; nil where pycocotools' accumulate leaves -1.
         let cells: [DetectionStatuses?]
         /// Per category, the image index of the detection i-th in the category's score order.
         let imageOfDetection: [[Int32]]
-    }
 
-    /// Evaluates every results set (each checked against `groundTruth` by its loader).
-    public init(groundTruth: COCODataset, results: [COCOResults], useCategories: Bool = true,
-                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
-        self.parameters = .standard
-        self.threads = max(1, threads)
-        var imageIds: [Int] = []
-        var evaluated: [Evaluated] = []
-        for result in results {
-            let evaluator = COCOEvaluator(groundTruth: groundTruth, results: result, useCategories: useCategories,
+        /// Runs evaluateImg on `results` (checked against `groundTruth` by its loader).
+        public init(groundTruth: COCODataset, results: COCOResults, useCategories: Bool = true,
+                    threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+            let threads = max(1, threads)
+            let evaluator = COCOEvaluator(groundTruth: groundTruth, results: results, useCategories: useCategories,
                                           threads: threads)
             let preparation = evaluator.prepare()
-            imageIds = preparation.imageIds
             let cells = preparation.cells
             let areas = evaluator.parameters.areaRanges
             var statuses = [DetectionStatuses?](repeating: nil, count: cells.categoryCount * areas.count)
@@ -46,10 +44,13 @@ public struct COCOBootstrap: Sendable {
                 forEachTask(cells.categoryCount * areas.count, threads: threads) { task in
                     output.value[task] = evaluator.evaluateCategory(
                         cells, category: task / areas.count, range: areas[task % areas.count],
-                        annotations: groundTruth.annotations, detections: result.detections)
+                        annotations: groundTruth.annotations, detections: results.detections)
                 }
             }
-            let imageOfDetection = (0..<cells.categoryCount).map { category -> [Int32] in
+            self.imageIds = preparation.imageIds
+            self.categoryCount = cells.categoryCount
+            self.cells = statuses
+            self.imageOfDetection = (0..<cells.categoryCount).map { category -> [Int32] in
                 var images = [Int32](repeating: 0, count: cells.detectionCount(category: category))
                 for image in 0..<cells.imageCount {
                     let cell = category * cells.imageCount + image
@@ -59,29 +60,48 @@ public struct COCOBootstrap: Sendable {
                 }
                 return images
             }
-            evaluated.append(Evaluated(categoryCount: cells.categoryCount, cells: statuses,
-                                       imageOfDetection: imageOfDetection))
         }
-        self.imageIds = imageIds
-        self.evaluated = evaluated
+
+        /// The 12 stats with image `i` counted `counts[i]` times (`counts` in `imageIds` order;
+        /// nil gives the plain evaluation's stats, as pycocotools prints them).
+        public func stats(counts: [Int]? = nil, parameters: COCOParameters = .standard,
+                          threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> [Double] {
+            let weights = (counts ?? [Int](repeating: 1, count: imageIds.count)).map { Int32(clamping: $0) }
+            precondition(weights.count == imageIds.count, "COCOBootstrap: one count per image")
+            let areas = parameters.areaRanges.count
+            let (precision, recall) = accumulateCurves(parameters: parameters, categoryCount: categoryCount,
+                                                       threads: max(1, threads)) { category, area in
+                (cells[category * areas + area], ImageWeights(weights: weights, imageOf: imageOfDetection[category]))
+            }
+            let summary = Summary(parameters: parameters, categoryCount: categoryCount, precision: precision, recall: recall)
+            return Summary.standardLines(parameters).map { summary.mean($0) }
+        }
+    }
+
+    /// Evaluates every results set (each checked against `groundTruth` by its loader).
+    public init(groundTruth: COCODataset, results: [COCOResults], useCategories: Bool = true,
+                threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.init(evaluations: results.map {
+            Evaluation(groundTruth: groundTruth, results: $0, useCategories: useCategories, threads: threads)
+        }, imageIds: groundTruth.images.map(\.id), threads: threads)
+    }
+
+    /// Draws over results files evaluated before, all on the same ground truth (`imageIds`
+    /// is its image ids, for a sampler without evaluations).
+    public init(evaluations: [Evaluation], imageIds: [Int], threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.parameters = .standard
+        self.threads = max(1, threads)
+        let ids = evaluations.first?.imageIds ?? Array(Set(imageIds)).sorted()
+        precondition(evaluations.allSatisfy { $0.imageIds == ids }, "COCOBootstrap: every evaluation must be of the same ground truth")
+        self.imageIds = ids
+        self.evaluations = evaluations
     }
 
     /// The 12 stats of each results set with image `i` counted `counts[i]` times (`counts` in
     /// `imageIds` order; all ones gives the plain evaluation's stats).
     public func stats(counts: [Int]) -> [[Double]] {
         precondition(counts.count == imageIds.count, "COCOBootstrap: one count per image")
-        let weights = counts.map { Int32(clamping: $0) }
-        let areas = parameters.areaRanges.count
-        return evaluated.map { result in
-            let k = result.categoryCount
-            let (precision, recall) = accumulateCurves(parameters: parameters, categoryCount: k, threads: threads) {
-                category, area in
-                (result.cells[category * areas + area],
-                 ImageWeights(weights: weights, imageOf: result.imageOfDetection[category]))
-            }
-            let summary = Summary(parameters: parameters, categoryCount: k, precision: precision, recall: recall)
-            return Summary.standardLines(parameters).map { summary.mean($0) }
-        }
+        return evaluations.map { $0.stats(counts: counts, parameters: parameters, threads: threads) }
     }
 
     /// One bootstrap draw: how often each image is drawn in `imageIds.count` draws with replacement.

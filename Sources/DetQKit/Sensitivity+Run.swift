@@ -143,24 +143,24 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
         report.layers.reduce(0) { $0 + $1.multiplyAccumulates * Double($1.weightBits * $1.activationBits) }
     }
 
-    // FP32's detections, the base of every drop's bootstrap: kept in memory and in
-    // fp32.results.json, so that a resumed run does not detect them again.
+    // FP32's detections, the base of every drop's bootstrap: evaluated once, kept in memory and
+    // in fp32.results.json, so that a resumed run does not detect them again.
     let fp32ResultsPath = URL(fileURLWithPath: request.output).appendingPathComponent("fp32.results.json").path
-    var fp32Results: COCOResults?
-    func keepFP32(_ records: [ResultRecord]) throws -> COCOResults {
+    var fp32Evaluation: COCOBootstrap.Evaluation?
+    func keepFP32(_ records: [ResultRecord]) throws -> COCOBootstrap.Evaluation {
         try writeResults(records, to: fp32ResultsPath)
-        let results = try evaluator.results(records)
-        fp32Results = results
-        return results
+        let evaluation = try evaluator.evaluated(records)
+        fp32Evaluation = evaluation
+        return evaluation
     }
-    func fp32Base() throws -> COCOResults {
-        if let fp32Results { return fp32Results }
+    func fp32Base() throws -> COCOBootstrap.Evaluation {
+        if let fp32Evaluation { return fp32Evaluation }
         // A file that does not read, or names images outside this run's, is made again.
         if let data = FileManager.default.contents(atPath: fp32ResultsPath),
            let saved = try? JSONDecoder().decode([ResultRecord].self, from: data),
-           let results = try? evaluator.results(saved) {
-            fp32Results = results
-            return results
+           let evaluation = try? evaluator.evaluated(saved) {
+            fp32Evaluation = evaluation
+            return evaluation
         }
         return try keepFP32(evaluator.records(evaluator.detect()))
     }
@@ -175,18 +175,18 @@ public func runSensitivity(_ request: SensitivityRequest) throws -> SensitivityR
             // Before the quantized layers are installed: fp32Base may have to detect.
             let base = request.bootstrap > 0 ? try fp32Base() : nil
             try withQuantized(layers, method: method, bits: bits, mixed: mixed) { report in
-                let results = try evaluator.results(evaluator.records(evaluator.detect()))
-                record.stats = evaluator.stats(results)
+                let evaluation = try evaluator.evaluated(evaluator.records(evaluator.detect()))
+                record.stats = evaluation.stats(threads: Threads.count)
                 record.multiplyAccumulates = report.totals.multiplyAccumulates
                 record.bitOperations = bitOperations(report)
                 if let base, let spread = evaluator.apDropSpread(
-                    base: base, other: results, draws: request.bootstrap, seed: request.seed) {
+                    base: base, other: evaluation, draws: request.bootstrap, seed: request.seed) {
                     record.dropStandardError = spread.standardError
                     record.dropInterval95 = spread.interval95
                 }
             }
         } else {
-            record.stats = evaluator.stats(try keepFP32(evaluator.records(evaluator.detect())))
+            record.stats = try keepFP32(evaluator.records(evaluator.detect())).stats(threads: Threads.count)
         }
         record.seconds = Date().timeIntervalSince(clock)
         try journal.append(record)

@@ -278,20 +278,18 @@ final class SensitivityEvaluator {
         return COCOEvaluator(groundTruth: truth, results: results).run().stats
     }
 
-    /// `records` as results on all the evaluation images (refused when one names another image).
-    func results(_ records: [ResultRecord]) throws -> COCOResults {
-        try COCOResults(detections: records.map(\.cocoDetection), groundTruth: groundTruth)
-    }
-
-    /// pycocotools' 12 stats of `results` on all the evaluation images.
-    func stats(_ results: COCOResults) -> [Double] {
-        COCOEvaluator(groundTruth: groundTruth, results: results).run().stats
+    /// `records` evaluated on all the evaluation images, once: the plain stats and any bootstrap
+    /// draws come from it (refused when a record names another image).
+    func evaluated(_ records: [ResultRecord]) throws -> COCOBootstrap.Evaluation {
+        let results = try COCOResults(detections: records.map(\.cocoDetection), groundTruth: groundTruth)
+        return COCOBootstrap.Evaluation(groundTruth: groundTruth, results: results, threads: Threads.count)
     }
 
     /// The spread of AP(`base`) − AP(`other`) in AP points over `draws` paired bootstrap draws
     /// of all the evaluation images (seeded by `seed`); nil with fewer than two usable draws.
-    func apDropSpread(base: COCOResults, other: COCOResults, draws: Int, seed: UInt64) -> COCOSpread? {
-        let sampler = COCOBootstrap(groundTruth: groundTruth, results: [base, other], threads: Threads.count)
+    func apDropSpread(base: COCOBootstrap.Evaluation, other: COCOBootstrap.Evaluation, draws: Int,
+                      seed: UInt64) -> COCOSpread? {
+        let sampler = COCOBootstrap(evaluations: [base, other], imageIds: base.imageIds, threads: Threads.count)
         var generator = SeededGenerator(seed: seed)
         let stats = sampler.run(draws: draws, using: &generator)
         let pairs = stats.filter { $0[0][0] > -1 && $0[1][0] > -1 }

@@ -46,6 +46,13 @@ import TensorCore
         // all ones is the plain evaluation
         let plain = COCOEvaluator(groundTruth: groundTruth, results: results, threads: 2).run().stats
         #expect(bootstrap.stats(counts: Array(repeating: 1, count: groundTruth.images.count))[0] == plain)
+        // an evaluation made once, on its own, gives the same plain stats and the same draws
+        let evaluation = COCOBootstrap.Evaluation(groundTruth: groundTruth, results: results, threads: 1)
+        #expect(evaluation.stats(threads: 1) == plain)
+        let shared = COCOBootstrap(evaluations: [evaluation], imageIds: groundTruth.images.map(\.id), threads: 2)
+        #expect(shared.imageIds == bootstrap.imageIds)
+        var sharedGenerator = SeededGenerator(seed: 11), ownGenerator = SeededGenerator(seed: 11)
+        #expect(shared.run(draws: 2, using: &sharedGenerator) == bootstrap.run(draws: 2, using: &ownGenerator))
         var generator = SeededGenerator(seed: 7)
         var differs = false
         for _ in 0..<3 {
