@@ -440,6 +440,7 @@ def run_model(runner, model, kind, args, log):
     entry = {"model": model, "kind": kind, "weights": weights, "calibration": {"images": calib, "count": CALIB_COUNT},
              "evaluation": ({"images": SHAPES_VAL_IMAGES, "annotations": SHAPES_VAL_ANN} if kind == "detector"
                             else {"images": PHOTOS + "/*", "count": len(photos())}),
+             "weights_sha256": file_sha256(weights),
              "started": utc_now(), "loadavg_start": os.getloadavg(), "detq_binary": runner.binary_id(),
              "git_head": git_head()}
     if kind == "detector":
@@ -1085,7 +1086,7 @@ def render(data):
                     cells.append(f1(quality(e, r)))
                 else:
                     cells.append("not run" if r and r.get("error", "").startswith("not run") else "error")
-            w("| %s | %s |" % (m, " | ".join(cells)))
+            w("| %s | %s |" % (model_label(e), " | ".join(cells)))
         w("")
         w("AP ×100, scope all; pt = per-tensor, pc = per-channel, bc = bias-correction.")
         w("")
@@ -1120,17 +1121,17 @@ def render_w8_summary(w, entries):
             r = find(e["rows"], "rtn", 8, g, SCOPE_ALL)
             q = quality(e, r)
             val.append(cell(fp - q if fp is not None and q is not None else None, (r or {}).get("bootstrap")))
-        w("| %s | val, 200 | %s |" % (e["model"], " | ".join(val)))
+        w("| %s | val, 200 | %s |" % (model_label(e), " | ".join(val)))
         held = e.get("heldout") or {}
         if held.get("rows"):
             cells = []
             for g in W8_GRANULARITIES:
                 h = heldout_row(e, g)
                 cells.append(cell(h.get("loss"), h.get("bootstrap")))
-            w("| %s | held-out, %d | %s |" % (e["model"], held["images"], " | ".join(cells)))
+            w("| %s | held-out, %d | %s |" % (model_label(e), held["images"], " | ".join(cells)))
         for larger in larger_heldout(e):
             cells = [cell(larger["loss"], larger["bootstrap"]) if larger["granularity"] == g else "" for g in W8_GRANULARITIES]
-            w("| %s | held-out, %d | %s |" % (e["model"], larger["images"], " | ".join(cells)))
+            w("| %s | held-out, %d | %s |" % (model_label(e), larger["images"], " | ".join(cells)))
     w("")
     if any(larger_heldout(e) for e in entries):
         w("(Rows of more held-out images: `eval/heldout_loss.py`, the same quantized file on the first N images of "
@@ -1199,9 +1200,34 @@ def render_checks(w, e):
         w("")
 
 
+def stale_weights(entry):
+    """The current sha256 of the entry's weights file when it is not the one the entry was measured on
+    (the model was retrained or replaced since); None when they agree or nothing was recorded."""
+    recorded = entry.get("weights_sha256")
+    if not recorded or not exists(entry["weights"]):
+        return None
+    current = file_sha256(entry["weights"])
+    return current if current != recorded else None
+
+
+def model_label(e):
+    """The model's name in the summary tables, flagged when its figures are of earlier weights."""
+    return e["model"] + (" (earlier weights)" if stale_weights(e) else "")
+
+
+def render_stale_warning(w, e):
+    current = stale_weights(e)
+    if current:
+        w("> **Measured on earlier weights.** These figures are of `%s` with sha256 %s…; the file now has sha256 %s…. "
+          "Rerun: `python3 eval/quantization_report.py --models %s --merge --heldout`." % (
+              e["weights"], e["weights_sha256"][:12], current[:12], e["model"]))
+        w("")
+
+
 def render_detector(w, e):
     w("## %s" % e["model"])
     w("")
+    render_stale_warning(w, e)
     extra = ""
     if e.get("training_val_AP") is not None:
         extra = " (training.json records FP32 AP %.1f on the same images)" % (100 * e["training_val_AP"])
@@ -1235,6 +1261,7 @@ def render_detector(w, e):
 def render_classifier(w, e):
     w("## %s (classifier)" % e["model"])
     w("")
+    render_stale_warning(w, e)
     w("Weights `%s` (ImageNet). Calibration: the %d photos of `%s` (`--calib-count %d` takes all there are); "
       "evaluation on the same %d photos, so this measures agreement with FP32, not accuracy. *Top-1 agree* is "
       "the number of photos whose quantized top-1 class equals FP32's; *in top-5* counts FP32's top-1 among the "
