@@ -501,8 +501,9 @@ def run_model(runner, model, kind, args, log):
     bootstrap_w8(entry, args.bootstrap, log, previous)
     if args.heldout:
         heldout_w8(runner, entry, args, log, previous.get("heldout") or {})
-    elif args.reuse and previous.get("heldout"):
-        # a --reuse run without --heldout keeps the held-out figures (the rows they measured are the files it reuses)
+    elif args.reuse and previous.get("heldout") and previous.get("weights_sha256") == entry["weights_sha256"]:
+        # a --reuse run without --heldout keeps the held-out figures (the rows they measured are the files it
+        # reuses), unless they were measured on other weights
         entry["heldout"] = previous["heldout"]
     derive(entry)
     entry["analysis"] = analyse(entry, layer_reports)
