@@ -1140,6 +1140,15 @@ def render_w8_summary(w, entries):
         w("")
 
 
+def first_2000_agreement(entry, measured):
+    """How the larger measurement's first 2000 images compare with the report's own held-out row."""
+    own = heldout_row(entry, measured["granularity"]).get("loss")
+    if own is None:
+        return ""
+    same = abs(own - measured["first_2000"]["loss"]) < 0.01
+    return ", %s the held-out row above (%.2f)" % ("as" if same else "against", own)
+
+
 def larger_heldout(entry):
     """`eval/heldout_loss.py`'s measurements of this model's rows, where made from the same weights and
     quantized files as the rows of `entry`."""
@@ -1593,10 +1602,11 @@ def render_w8_intervals(w, e):
         b = m["bootstrap"]
         w("")
         w("On %d held-out images (`eval/heldout_loss.py`; one measurement, its size and decision rule fixed before it "
-          "ran) W8A8 RTN %s loses %.2f ± %.2f AP (95 %% interval [%.2f, %.2f]): %s the bound. Its first 2000 images, "
-          "the held-out split above, give %.2f again." % (
+          "ran) W8A8 RTN %s loses %.2f ± %.2f AP (95 %% interval [%.2f, %.2f]): %s the bound. Its first 2000 images "
+          "(the held-out split) give %.2f ± %.2f%s." % (
               m["images"], granularity_label(m["granularity"]), m["loss"], b["standard_error"], b["interval_95"][0],
-              b["interval_95"][1], "over" if m["loss"] > 0.5 else "within", m["first_2000"]["loss"]))
+              b["interval_95"][1], "over" if m["loss"] > 0.5 else "within", m["first_2000"]["loss"],
+              m["first_2000"]["standard_error"], first_2000_agreement(e, m)))
     w("")
 
 
