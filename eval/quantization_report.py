@@ -1422,11 +1422,12 @@ def render_analysis(w, e):
               " and so, narrowly, does per-channel" if pc_misses else
               " where per-channel meets it (on the held-out images, below)" if pc_failed else
               " where per-channel meets it on the validation images (on the held-out ones per-channel loses %.2f ± %.2f, "
-              "at the bound%s)" % (pc_held["loss"], pc_held["bootstrap"]["standard_error"], "".join(
+              "%s%s)" % (pc_held["loss"], pc_held["bootstrap"]["standard_error"],
+                         "at the bound" if pc_held["loss"] > 0.5 else "within it", "".join(
                   "; on %d of them %.2f ± %.2f, %s it" % (m["images"], m["loss"], m["bootstrap"]["standard_error"],
                                                            "over" if m["loss"] > 0.5 else "within")
                   for m in pc_larger))
-              if pc_held.get("loss") is not None and pc_held["loss"] > 0.5 and pc_held.get("bootstrap") else
+              if pc_held.get("loss") is not None and (pc_held["loss"] > 0.5 or pc_larger_over) and pc_held.get("bootstrap") else
               " where per-channel meets it",
               w8["sum_rse_per_tensor"], w8["sum_rse_per_channel"],
               "; ".join("`%s` (%s, %.2g → %.2g per-channel)" % (t["path"], t["kind"], t["rse_per_tensor"], t["rse_per_channel"])
