@@ -14,7 +14,7 @@ public struct COCOBootstrap: Sendable {
     public let parameters: COCOParameters
     /// Sorted distinct image ids; a draw's counts are in this order.
     public let imageIds: [Int]
-    public let evaluations: [Evaluation]
+    private let evaluations: [Evaluation]
     private let threads: Int
 
     /// evaluateImg's results of one results file, per (category, area range): what every draw
