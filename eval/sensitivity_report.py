@@ -262,7 +262,7 @@ def main():
     recorded = json.load(open(commands_path)) if os.path.exists(commands_path) else {}
     if not args.summary_only:
         for model in models:
-            recorded[model] = command(args, model)
+            recorded[model] = ["detq"] + command(args, model)[1:]  # not this machine's path to the binary
         with open(commands_path, "w") as f:
             json.dump(recorded, f, indent=1)
     if args.reading is None:

@@ -394,7 +394,8 @@ func suggestMixedPrecision(_ result: SensitivityResult, request: SensitivityRequ
         let assignment = Dictionary(uniqueKeysWithValues: zip(coarse.map(\.name), candidate.labels))
         let (measured, standardError) = try measure(assignment)
         if measured <= request.maxDrop {
-            let file = URL(fileURLWithPath: request.output).appendingPathComponent("suggested-recipe.json").path
+            // As the user named the folder (relative stays relative: the path goes into the reports).
+            let file = (request.output as NSString).appendingPathComponent("suggested-recipe.json")
             try writeMixedPrecisionRecipe(MixedPrecisionRecipe(
                 format: MixedPrecisionRecipe.formatTag, model: result.model, method: method.rawValue,
                 granularity: result.granularity, parts: assignment, maxDrop: request.maxDrop,
