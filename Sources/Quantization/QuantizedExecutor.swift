@@ -12,7 +12,8 @@ import TensorCore
 ///   its magnitude stays below 2^24 (always for 4-bit operands: up to 2^18 terms of 2^6), so the
 ///   result equals integer execution's; an 8-bit layer with a long patch whose sum passes 2^24
 ///   could round (not seen on the shipped models).
-/// - `integer`: im2col of the centred integers and Float64 GEMM (exact below 2^53).
+/// - `integer`: im2col of the centred integers and Float64 GEMM (exact below 2^53); convs with
+///   one input channel per group (depthwise) sum their taps directly in Int32 accumulators.
 ///
 /// Both convolve centred integers, so padding is exactly 0. Calls are counted: call `k` uses
 /// the static range `k mod ranges.count` (a shared head runs once per level, in order); the
@@ -103,34 +104,31 @@ public final class QuantizedExecutor: LayerExecutor {
     /// `s_a·s_w·(A + C) + bias` for float sums laid out `[N, O, plane]` (simulation).
     private func rescaledOutput(_ accumulator: Tensor, weightTerm: Tensor?, activationTerm: Tensor?,
                                 quantizer: AffineQuantizer, plane: Int) -> Tensor {
-        let qa = Int64(quantizer.maximumCode), qw = Int64(layer.weightQuantizers[0].maximumCode)
+        let rescale = rescaling(quantizer)
         let outputs = layer.outputs
-        let scale = Double(quantizer.scale)
-        let sums = accumulator.scalars, weightValues = weightTerm?.scalars, activationValues = activationTerm?.scalars
-        return Tensor(shape: accumulator.shape) { values in
-            let pointer = values.baseAddress!
-            parallelChunks(values.count, minimumPerChunk: 65_536) { range in
-                for index in range {
-                    pointer[index] = rescaled(
-                        accumulator: Double(sums[index]), weightTerm: Double(weightValues?[index] ?? 0),
-                        activationTerm: Double(activationValues?[index] ?? 0), o: (index / plane) % outputs,
-                        activationScale: scale, qa: qa, qw: qw)
+        return Tensor(shape: accumulator.shape, unsafeUninitialized: { values in
+            guard let base = values.baseAddress else { return }
+            let output = UncheckedSendable(base)
+            withSums(accumulator.scalars, weightTerm?.scalars ?? [], activationTerm?.scalars ?? []) { sums, weightSums, activationSums in
+                parallelChunks(values.count / max(1, plane), minimumPerChunk: max(1, 65_536 / max(1, plane))) { planes in
+                    for task in planes {
+                        let offset = task * plane
+                        rescale(channel: task % outputs, count: plane, sums: sums + offset,
+                                weightTerm: weightSums.map { $0 + offset }, activationTerm: activationSums.map { $0 + offset },
+                                into: output.value + offset)
+                    }
                 }
             }
-        }
+        })
     }
 
     // MARK: Integer execution
 
-    /// One output value from exact integer sums: `s_a·s_w·(A + C) + bias`.
-    @inline(__always)
-    private func rescaled(accumulator: Double, weightTerm: Double, activationTerm: Double, o: Int,
-                          activationScale: Double, qa: Int64, qw: Int64) -> Float {
-        var total = Int64(accumulator)
-        if layer.isCompensated {
-            total += roundDivHalfEven(qa * Int64(weightTerm) + qw * Int64(activationTerm), qa * qw)
-        }
-        return Float(activationScale * Double(weightScales[o]) * Double(total)) + (layer.bias?[o] ?? 0)
+    /// The rescale of this layer's sums for an input quantized by `quantizer`.
+    private func rescaling(_ quantizer: AffineQuantizer) -> Rescale {
+        Rescale(activationScale: Double(quantizer.scale), qa: Int64(quantizer.maximumCode),
+                qw: Int64(layer.weightQuantizers[0].maximumCode), compensated: layer.isCompensated,
+                weightScales: weightScales, bias: layer.bias)
     }
 
     private func integerConvolution(_ conv: Conv2d, centred: Tensor, remainders: Tensor?,
@@ -147,11 +145,15 @@ public final class QuantizedExecutor: LayerExecutor {
         let patchLength = groupPatch * groups
         precondition(patchLength == channels * conv.kernelSize.h * conv.kernelSize.w,
                      "QuantizedExecutor \(layer.path): input \(centred.shape) does not fit weight \(layer.weightShape)")
+        let taps = conv.kernelSize.h * conv.kernelSize.w
+        if groupPatch == taps && taps <= DepthwiseGeometry.maximumTaps {
+            return integerDepthwise(conv, centred: centred, remainders: remainders, quantizer: quantizer,
+                                    outputHeight: outputHeight, outputWidth: outputWidth)
+        }
         let weights = integerWeights
         let weightRemainders = integerRemainders
         let tile = max(1, min(plane, (1 << 22) / max(1, patchLength)))
-        let qa = Int64(quantizer.maximumCode), qw = Int64(layer.weightQuantizers[0].maximumCode)
-        let activationScale = Double(quantizer.scale)
+        let rescale = rescaling(quantizer)
         var output = [Float](repeating: 0, count: batch * outputs * plane)
         var columns = [Double](repeating: 0, count: patchLength * tile)
         var remainderColumns = [Double](repeating: 0, count: remainders == nil ? 0 : patchLength * tile)
@@ -189,19 +191,69 @@ public final class QuantizedExecutor: LayerExecutor {
                                 m: groupOutputs, n: count, k: groupPatch)
                     }
                 }
-                for o in 0..<outputs {
-                    for p in 0..<count {
-                        let index = o * count + p
-                        output[(image * outputs + o) * plane + start + p] = rescaled(
-                            accumulator: accumulator[index], weightTerm: weightTerm.isEmpty ? 0 : weightTerm[index],
-                            activationTerm: activationTerm.isEmpty ? 0 : activationTerm[index], o: o,
-                            activationScale: activationScale, qa: qa, qw: qw)
+                output.withUnsafeMutableBufferPointer { output in
+                    withSums(accumulator, weightTerm, activationTerm) { sums, weightSums, activationSums in
+                        for o in 0..<outputs {
+                            rescale(channel: o, count: count, sums: sums + o * count,
+                                    weightTerm: weightSums.map { $0 + o * count },
+                                    activationTerm: activationSums.map { $0 + o * count },
+                                    into: output.baseAddress! + ((image * outputs + o) * plane + start))
+                        }
                     }
                 }
                 start += count
             }
         }
         return Tensor(shape: [batch, outputs, outputHeight, outputWidth], scalars: output)
+    }
+
+    /// A conv with one input channel per group (depthwise, any channel multiplier): each output
+    /// plane summed directly over the kernel taps in Int32 accumulators, where im2col + GEMM would
+    /// run one tiny product per group. Exact: a sum has at most `maximumTaps` terms of magnitude
+    /// at most 255·255 (centred 8-bit codes), far below 2^31.
+    private func integerDepthwise(_ conv: Conv2d, centred: Tensor, remainders: Tensor?, quantizer: AffineQuantizer,
+                                  outputHeight: Int, outputWidth: Int) -> Tensor {
+        let (batch, channels, height, width) = (centred.shape[0], centred.shape[1], centred.shape[2], centred.shape[3])
+        let outputs = layer.outputs, multiplier = outputs / channels
+        let plane = outputHeight * outputWidth, inputPlane = height * width
+        let geometry = DepthwiseGeometry(conv, height: height, width: width, outputHeight: outputHeight,
+                                         outputWidth: outputWidth)
+        let taps = geometry.taps
+        let weights = layer.weightCodes, weightRemainders = layer.weightRemainders
+        let rescale = rescaling(quantizer)
+        let centredValues = centred.scalars, remainderValues = remainders?.scalars
+        return Tensor(shape: [batch, outputs, outputHeight, outputWidth], unsafeUninitialized: { output in
+            let target = UncheckedSendable(output)
+            parallelChunks(batch * outputs, minimumPerChunk: max(1, 16_384 / max(1, plane * taps))) { tasks in
+                var input = [Int32](repeating: 0, count: inputPlane)
+                var inputRemainders = [Int32](repeating: 0, count: remainderValues == nil ? 0 : inputPlane)
+                var accumulator = [Int32](repeating: 0, count: plane)
+                var weightTerm = [Int32](repeating: 0, count: weightRemainders == nil ? 0 : plane)
+                var activationTerm = [Int32](repeating: 0, count: remainderValues == nil ? 0 : plane)
+                var loadedChannel = -1
+                for task in tasks {
+                    let image = task / outputs, o = task % outputs
+                    let channel = (image * channels + o / multiplier)
+                    if channel != loadedChannel {
+                        for p in 0..<inputPlane { input[p] = Int32(centredValues[channel * inputPlane + p]) }
+                        if let remainderValues {
+                            for p in 0..<inputPlane { inputRemainders[p] = Int32(remainderValues[channel * inputPlane + p]) }
+                        }
+                        loadedChannel = channel
+                    }
+                    let kernel = weights[(o * taps)..<(o * taps + taps)]
+                    geometry.convolve(input, kernel, into: &accumulator)
+                    if let weightRemainders {
+                        geometry.convolve(input, weightRemainders[(o * taps)..<(o * taps + taps)], into: &weightTerm)
+                    }
+                    if remainderValues != nil { geometry.convolve(inputRemainders, kernel, into: &activationTerm) }
+                    withSums(accumulator, weightTerm, activationTerm) { sums, weightSums, activationSums in
+                        rescale(channel: o, count: plane, sums: sums, weightTerm: weightSums, activationTerm: activationSums,
+                                into: target.value.baseAddress! + task * plane)
+                    }
+                }
+            }
+        })
     }
 
     /// `C[m, n] = A[m, k] · B[k, n]` on slices of flat Double arrays (B and C with row stride `n`).
@@ -244,12 +296,15 @@ public final class QuantizedExecutor: LayerExecutor {
             activationTerm = [Double](repeating: 0, count: rows * outputs)
             transposedProduct(remainders.scalars.map(Double.init), weights, &activationTerm)
         }
-        let qa = Int64(quantizer.maximumCode), qw = Int64(layer.weightQuantizers[0].maximumCode)
+        let rescale = rescaling(quantizer)
         var output = [Float](repeating: 0, count: rows * outputs)
-        for index in output.indices {
-            output[index] = rescaled(accumulator: accumulator[index], weightTerm: weightTerm.isEmpty ? 0 : weightTerm[index],
-                                     activationTerm: activationTerm.isEmpty ? 0 : activationTerm[index], o: index % outputs,
-                                     activationScale: Double(quantizer.scale), qa: qa, qw: qw)
+        output.withUnsafeMutableBufferPointer { output in
+            withSums(accumulator, weightTerm, activationTerm) { sums, weightSums, activationSums in
+                for index in 0..<(rows * outputs) {  // [rows, outputs]: one value per call
+                    rescale(channel: index % outputs, count: 1, sums: sums + index, weightTerm: weightSums.map { $0 + index },
+                            activationTerm: activationSums.map { $0 + index }, into: output.baseAddress! + index)
+                }
+            }
         }
         return Tensor(shape: Array(centred.shape.dropLast()) + [outputs], scalars: output)
     }
@@ -286,14 +341,151 @@ struct PatchGeometry {
                     let j = row % geometry.kernel.w
                     let plane = image + c * geometry.height * geometry.width
                     let destination = target + row * count
-                    for (column, position) in positions.enumerated() {
-                        let oh = position / geometry.outputWidth, ow = position % geometry.outputWidth
-                        let ih = oh * geometry.stride.h - geometry.padding.h + i * geometry.dilation.h
-                        let iw = ow * geometry.stride.w - geometry.padding.w + j * geometry.dilation.w
-                        destination[column] = ih >= 0 && ih < geometry.height && iw >= 0 && iw < geometry.width
-                            ? Double(plane[ih * geometry.width + iw]) : 0
+                    // The tap's input offsets, and the output rows and columns that read inside the image.
+                    let h0 = i * geometry.dilation.h - geometry.padding.h, w0 = j * geometry.dilation.w - geometry.padding.w
+                    let insideRows = validOutputs(offset: h0, stride: geometry.stride.h, size: geometry.height,
+                                                  outputSize: Int.max)
+                    let insideColumns = validOutputs(offset: w0, stride: geometry.stride.w, size: geometry.width,
+                                                     outputSize: geometry.outputWidth)
+                    // Output row by output row (a segment of `positions` each).
+                    var column = 0
+                    var oh = positions.lowerBound / geometry.outputWidth, ow = positions.lowerBound % geometry.outputWidth
+                    while column < count {
+                        let segment = min(count - column, geometry.outputWidth - ow)
+                        let out = destination + column
+                        // Within the segment: zeros, the samples inside the image, zeros.
+                        let first = max(ow, insideColumns.lowerBound), end = min(ow + segment, insideColumns.upperBound)
+                        if insideRows.contains(oh) && first < end {
+                            for k in ow..<first { out[k - ow] = 0 }
+                            let source = plane + ((oh * geometry.stride.h + h0) * geometry.width
+                                                  + first * geometry.stride.w + w0)
+                            for k in 0..<(end - first) { out[first - ow + k] = Double(source[k * geometry.stride.w]) }
+                            for k in end..<(ow + segment) { out[k - ow] = 0 }
+                        } else {
+                            for k in 0..<segment { out[k] = 0 }
+                        }
+                        column += segment
+                        oh += 1
+                        ow = 0
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The outputs `o` in `0..<outputSize` whose input sample `o·stride + offset` lies in `0..<size`.
+func validOutputs(offset: Int, stride: Int, size: Int, outputSize: Int) -> Range<Int> {
+    let low = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+    let high = size - 1 - offset < 0 ? 0 : min(outputSize, (size - 1 - offset) / stride + 1)
+    return low < high ? low..<high : 0..<0
+}
+
+/// Where each kernel tap of a depthwise conv lands: for tap (i, j), the output rows and columns
+/// whose input sample lies inside the image (the others read padding, the centred integer 0,
+/// and add nothing).
+struct DepthwiseGeometry {
+    /// Taps of the largest kernel summed in Int32 (255·255·maximumTaps < 2^31).
+    static let maximumTaps = 32_768
+    let taps, width, outputWidth: Int
+    let strideH, strideW: Int
+    /// Per tap: its valid output rows and columns and the input offset of output (0, 0).
+    let rows: [Range<Int>], columns: [Range<Int>], origins: [(h: Int, w: Int)]
+
+    init(_ conv: Conv2d, height: Int, width: Int, outputHeight: Int, outputWidth: Int) {
+        taps = conv.kernelSize.h * conv.kernelSize.w
+        self.width = width
+        self.outputWidth = outputWidth
+        strideH = conv.stride.h
+        strideW = conv.stride.w
+        var rows: [Range<Int>] = [], columns: [Range<Int>] = [], origins: [(h: Int, w: Int)] = []
+        for i in 0..<conv.kernelSize.h {
+            for j in 0..<conv.kernelSize.w {
+                let h = i * conv.dilation.h - conv.padding.h, w = j * conv.dilation.w - conv.padding.w
+                rows.append(validOutputs(offset: h, stride: conv.stride.h, size: height, outputSize: outputHeight))
+                columns.append(validOutputs(offset: w, stride: conv.stride.w, size: width, outputSize: outputWidth))
+                origins.append((h, w))
+            }
+        }
+        self.rows = rows
+        self.columns = columns
+        self.origins = origins
+    }
+
+    /// `output = input ⊛ kernel` for one plane (`kernel`: the `taps` codes of one output channel).
+    func convolve(_ input: [Int32], _ kernel: ArraySlice<Int32>, into output: inout [Int32]) {
+        input.withUnsafeBufferPointer { input in
+            output.withUnsafeMutableBufferPointer { output in
+                let x = input.baseAddress!, y = output.baseAddress!
+                y.update(repeating: 0, count: output.count)
+                for tap in 0..<taps {
+                    let w = kernel[kernel.startIndex + tap]
+                    guard w != 0 else { continue }
+                    let (h0, w0) = origins[tap]
+                    let columnRange = columns[tap]
+                    guard !columnRange.isEmpty else { continue }
+                    let first = columnRange.lowerBound, count = columnRange.count
+                    for oh in rows[tap] {
+                        // The input sample of output (oh, first), inside the image.
+                        let source = x + ((oh * strideH + h0) * width + first * strideW + w0)
+                        let row = y + (oh * outputWidth + first)
+                        if strideW == 1 {
+                            for k in 0..<count { row[k] &+= w &* source[k] }
+                        } else {
+                            for k in 0..<count { row[k] &+= w &* source[k * strideW] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Exact integer sums as the executor holds them: floats (simulation), Float64 (GEMM), Int32 (direct).
+protocol ExactSum {
+    var exactInteger: Int64 { get }
+}
+extension Float: ExactSum { var exactInteger: Int64 { Int64(self) } }
+extension Double: ExactSum { var exactInteger: Int64 { Int64(self) } }
+extension Int32: ExactSum { var exactInteger: Int64 { Int64(self) } }
+
+/// One quantized layer's output from its exact sums: `s_a·s_w[o]·(A + C) + bias[o]`, with
+/// `C = roundDivHalfEven(Q_a·(X_c ⊛ D_w) + Q_w·(D_a ⊛ W_c), Q_a·Q_w)` when compensated.
+struct Rescale {
+    let activationScale: Double
+    let qa: Int64, qw: Int64
+    let compensated: Bool
+    let weightScales: [Float]
+    let bias: [Float]?
+
+    /// `count` consecutive outputs of channel `o` (the compensation terms nil: zero).
+    @inline(__always)
+    func callAsFunction<S: ExactSum>(channel o: Int, count: Int, sums: UnsafePointer<S>, weightTerm: UnsafePointer<S>?,
+                                     activationTerm: UnsafePointer<S>?, into output: UnsafeMutablePointer<Float>) {
+        let scale = activationScale * Double(weightScales[o]), offset = bias?[o] ?? 0
+        if compensated {
+            let divide = HalfEvenDivision(divisor: qa * qw)
+            for p in 0..<count {
+                let terms = qa * (weightTerm?[p].exactInteger ?? 0) + qw * (activationTerm?[p].exactInteger ?? 0)
+                output[p] = Float(scale * Double(sums[p].exactInteger + divide(terms))) + offset
+            }
+        } else {
+            for p in 0..<count { output[p] = Float(scale * Double(sums[p].exactInteger)) + offset }
+        }
+    }
+}
+
+/// Base pointers of the sums and their two compensation terms (an empty term: nil); nothing runs
+/// without sums.
+@inline(__always)
+func withSums<S>(_ sums: [S], _ weightTerm: [S], _ activationTerm: [S],
+                 _ body: (UnsafePointer<S>, UnsafePointer<S>?, UnsafePointer<S>?) -> Void) {
+    guard !sums.isEmpty else { return }
+    sums.withUnsafeBufferPointer { sums in
+        weightTerm.withUnsafeBufferPointer { weightTerm in
+            activationTerm.withUnsafeBufferPointer { activationTerm in
+                body(sums.baseAddress!, weightTerm.isEmpty ? nil : weightTerm.baseAddress,
+                     activationTerm.isEmpty ? nil : activationTerm.baseAddress)
             }
         }
     }

@@ -53,6 +53,11 @@ private let convCases = [
     ConvCase(inChannels: 8, outChannels: 8, kernel: 3, stride: 2, padding: 1, dilation: 1, groups: 8),
     ConvCase(inChannels: 4, outChannels: 8, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 4),
     ConvCase(inChannels: 8, outChannels: 6, kernel: 3, stride: 1, padding: 1, dilation: 1, groups: 2),
+    // One input channel per group (the direct depthwise path): dilated with wide padding, a
+    // channel multiplier with a kernel larger than the padding, one input channel without groups.
+    ConvCase(inChannels: 6, outChannels: 6, kernel: 3, stride: 1, padding: 3, dilation: 2, groups: 6),
+    ConvCase(inChannels: 3, outChannels: 6, kernel: 5, stride: 2, padding: 1, dilation: 1, groups: 3),
+    ConvCase(inChannels: 1, outChannels: 5, kernel: 3, stride: 3, padding: 2, dilation: 1, groups: 1),
 ]
 
 @Suite struct ExecutionTests {

@@ -46,6 +46,39 @@ import TensorCore
         #expect(roundDivHalfEven(-7, 2) == -4)
     }
 
+    /// The executor's division (a Double reciprocal, corrected by the integer remainder) against
+    /// `roundDivHalfEven` and against plain floor division: exact ties, numerators one off a
+    /// multiple, magnitudes on both sides of 2^50 (where it turns to integer division) and past
+    /// a Double's 2^53.
+    @Test func halfEvenDivisionEqualsIntegerDivision() {
+        func reference(_ n: Int64, _ d: Int64) -> Int64 {
+            var q = n / d, r = n % d
+            if r < 0 { q -= 1; r += d }
+            return 2 * r > d || (2 * r == d && q & 1 != 0) ? q + 1 : q
+        }
+        var generator = SeededGenerator(seed: 11)
+        var mismatches: [String] = []
+        for trial in 0..<30_000 {
+            let denominator = trial % 5 == 0 ? Int64(generator.next() % 65_025) + 1 : Int64(generator.next() % (1 << 20)) + 1
+            let bound: UInt64 = trial % 4 == 0 ? 1 << 54 : trial % 4 == 1 ? 1 << 24 : 1 << 50
+            var numerator = Int64(generator.next() % bound) * (generator.next() % 2 == 0 ? 1 : -1)
+            switch trial % 3 {
+            case 0 where denominator % 2 == 0: numerator = (numerator / denominator) * denominator + denominator / 2  // tie
+            case 1: numerator = (numerator / denominator) * denominator + (generator.next() % 2 == 0 ? 1 : -1)
+            default: break
+            }
+            let expected = reference(numerator, denominator)
+            if HalfEvenDivision(divisor: denominator)(numerator) != expected || roundDivHalfEven(numerator, denominator) != expected {
+                mismatches.append("\(numerator)/\(denominator)")
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+        let two = HalfEvenDivision(divisor: 2)
+        #expect(two(-(1 << 50) + 1) == -(1 << 49))
+        #expect(two((1 << 50) - 1) == 1 << 49)
+        #expect(two((1 << 50) + 1) == 1 << 49)  // integer division's side of the bound; ties to the even 2^49
+    }
+
     /// `s = max((u − l)/Q, 1e-5)`, `z = rnd(−l/s)`; ranges widen to include 0; 0 is exact.
     @Test func affineParametersFollowTheDefinition() {
         let quantizer = AffineQuantizer(bits: 4, low: -1, high: 2)
