@@ -441,16 +441,18 @@ struct DepthwiseGeometry {
     }
 }
 
-/// Exact integer sums as the executor holds them: floats (simulation), Float64 (GEMM), Int32 (direct).
+/// Exact integer sums as the executor holds them: floats (simulation), Float64 (GEMM), Int32
+/// (direct); each is exactly a Double.
 protocol ExactSum {
-    var exactInteger: Int64 { get }
+    var exactDouble: Double { get }
 }
-extension Float: ExactSum { var exactInteger: Int64 { Int64(self) } }
-extension Double: ExactSum { var exactInteger: Int64 { Int64(self) } }
-extension Int32: ExactSum { var exactInteger: Int64 { Int64(self) } }
+extension Float: ExactSum { var exactDouble: Double { Double(self) } }
+extension Double: ExactSum { var exactDouble: Double { self } }
+extension Int32: ExactSum { var exactDouble: Double { Double(self) } }
 
 /// One quantized layer's output from its exact sums: `s_a·s_w[o]·(A + C) + bias[o]`, with
-/// `C = roundDivHalfEven(Q_a·(X_c ⊛ D_w) + Q_w·(D_a ⊛ W_c), Q_a·Q_w)` when compensated.
+/// `C = roundDivHalfEven(Q_a·(X_c ⊛ D_w) + Q_w·(D_a ⊛ W_c), Q_a·Q_w)` when compensated. The
+/// integers are carried as Doubles: exact, as every one stays below 2^53.
 struct Rescale {
     let activationScale: Double
     let qa: Int64, qw: Int64
@@ -465,12 +467,13 @@ struct Rescale {
         let scale = activationScale * Double(weightScales[o]), offset = bias?[o] ?? 0
         if compensated {
             let divide = HalfEvenDivision(divisor: qa * qw)
+            let qa = Double(qa), qw = Double(qw)
             for p in 0..<count {
-                let terms = qa * (weightTerm?[p].exactInteger ?? 0) + qw * (activationTerm?[p].exactInteger ?? 0)
-                output[p] = Float(scale * Double(sums[p].exactInteger + divide(terms))) + offset
+                let terms = qa * (weightTerm?[p].exactDouble ?? 0) + qw * (activationTerm?[p].exactDouble ?? 0)
+                output[p] = Float(scale * (sums[p].exactDouble + divide(terms))) + offset
             }
         } else {
-            for p in 0..<count { output[p] = Float(scale * Double(sums[p].exactInteger)) + offset }
+            for p in 0..<count { output[p] = Float(scale * sums[p].exactDouble) + offset }
         }
     }
 }

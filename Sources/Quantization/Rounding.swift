@@ -62,6 +62,26 @@ public struct HalfEvenDivision: Sendable {
         return roundedFromApproximation(numerator)
     }
 
+    /// The same on an integer held as a Double (exact below 2^53), without leaving Doubles while
+    /// `|numerator| < 2^50`: `rnd(n·(1/d))` is within one of the answer, and the remainder
+    /// `n − q·d` (exact: integers below 2^53) steps it there, ties to the even quotient.
+    @inlinable @inline(__always)
+    public func callAsFunction(_ numerator: Double) -> Double {
+        guard abs(numerator) < Double(bound) else { return Double(roundDivHalfEven(Int64(numerator), divisor)) }
+        let magic = 6_755_399_441_055_744.0  // 1.5·2^52: (x + magic) − magic rounds x to an integer, ties to even
+        let d = Double(divisor), half = 0.5 * d
+        var quotient = (numerator * reciprocal + magic) - magic
+        let remainder = numerator - quotient * d
+        // Odd: half of it is not an integer.
+        let odd = 0.5 * quotient != (0.5 * quotient + magic) - magic
+        if remainder > half || (remainder == half && odd) {
+            quotient += 1
+        } else if remainder < -half || (remainder == -half && odd) {
+            quotient -= 1
+        }
+        return quotient
+    }
+
     @usableFromInline @inline(__always)
     func roundedFromApproximation(_ numerator: Int64) -> Int64 {
         var quotient = Int64(Double(numerator) * reciprocal)

@@ -68,7 +68,9 @@ import TensorCore
             default: break
             }
             let expected = reference(numerator, denominator)
-            if HalfEvenDivision(divisor: denominator)(numerator) != expected || roundDivHalfEven(numerator, denominator) != expected {
+            let division = HalfEvenDivision(divisor: denominator)
+            if division(numerator) != expected || roundDivHalfEven(numerator, denominator) != expected
+                || (numerator.magnitude < 1 << 53 && division(Double(numerator)) != Double(expected)) {
                 mismatches.append("\(numerator)/\(denominator)")
             }
         }
@@ -77,6 +79,7 @@ import TensorCore
         #expect(two(-(1 << 50) + 1) == -(1 << 49))
         #expect(two((1 << 50) - 1) == 1 << 49)
         #expect(two((1 << 50) + 1) == 1 << 49)  // integer division's side of the bound; ties to the even 2^49
+        #expect(two(-2.5 * 2) == -2 && two(-3.0) == -2 && two(5.0) == 2 && two(7.0) == 4 && two(0x1p50 + 1) == 0x1p49)
     }
 
     /// `s = max((u − l)/Q, 1e-5)`, `z = rnd(−l/s)`; ranges widen to include 0; 0 is exact.
