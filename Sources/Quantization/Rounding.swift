@@ -38,36 +38,27 @@ public func roundDivHalfEven(_ numerator: Int64, _ denominator: Int64) -> Int64 
     return quotient
 }
 
-/// `roundDivHalfEven(n, d)` for one positive `d` and many `n`, without a 64-bit division per
-/// call: the Double reciprocal's quotient is within 2 of the floor while `|n| < 2^50`, and the
-/// integer remainder steps it to the floor exactly; larger numerators take the integer division.
-/// Equal to `roundDivHalfEven` for every input (tested on ties, numerators next to a multiple,
-/// and both sides of the bound).
+/// `roundDivHalfEven(n, d)` for one positive `d` and many `n` held as Doubles (integers, exact
+/// below 2^53), without a 64-bit division per call: while `|n| < 2^50`, `rnd(n·(1/d))` is within
+/// one of the answer and the remainder `n − q·d` (exact: integers below 2^53) steps it there,
+/// ties to the even quotient; larger numerators take `roundDivHalfEven`. Equal to it for every
+/// such input (tested on ties, numerators next to a multiple, and both sides of the bound).
 public struct HalfEvenDivision: Sendable {
     public let divisor: Int64
     @usableFromInline let reciprocal: Double
-    /// Divisors from 2^50 on always divide in integers (the quotient's steps could overflow).
-    @usableFromInline let bound: UInt64
+    /// Numerators below this use the reciprocal (none for divisors from 2^50 on).
+    @usableFromInline let bound: Double
 
     public init(divisor: Int64) {
         precondition(divisor > 0, "HalfEvenDivision: divisor \(divisor) must be positive")
         self.divisor = divisor
         reciprocal = 1 / Double(divisor)
-        bound = divisor < 1 << 50 ? 1 << 50 : 0
+        bound = divisor < 1 << 50 ? 0x1p50 : 0
     }
 
-    @inlinable @inline(__always)
-    public func callAsFunction(_ numerator: Int64) -> Int64 {
-        guard numerator.magnitude < bound else { return roundDivHalfEven(numerator, divisor) }
-        return roundedFromApproximation(numerator)
-    }
-
-    /// The same on an integer held as a Double (exact below 2^53), without leaving Doubles while
-    /// `|numerator| < 2^50`: `rnd(n·(1/d))` is within one of the answer, and the remainder
-    /// `n − q·d` (exact: integers below 2^53) steps it there, ties to the even quotient.
     @inlinable @inline(__always)
     public func callAsFunction(_ numerator: Double) -> Double {
-        guard abs(numerator) < Double(bound) else { return Double(roundDivHalfEven(Int64(numerator), divisor)) }
+        guard abs(numerator) < bound else { return Double(roundDivHalfEven(Int64(numerator), divisor)) }
         let magic = 6_755_399_441_055_744.0  // 1.5·2^52: (x + magic) − magic rounds x to an integer, ties to even
         let d = Double(divisor), half = 0.5 * d
         var quotient = (numerator * reciprocal + magic) - magic
@@ -79,23 +70,6 @@ public struct HalfEvenDivision: Sendable {
         } else if remainder < -half || (remainder == -half && odd) {
             quotient -= 1
         }
-        return quotient
-    }
-
-    @usableFromInline @inline(__always)
-    func roundedFromApproximation(_ numerator: Int64) -> Int64 {
-        var quotient = Int64(Double(numerator) * reciprocal)
-        var remainder = numerator - quotient * divisor
-        while remainder < 0 {
-            quotient -= 1
-            remainder += divisor
-        }
-        while remainder >= divisor {
-            quotient += 1
-            remainder -= divisor
-        }
-        let twice = 2 * remainder
-        if twice > divisor || (twice == divisor && quotient & 1 != 0) { quotient += 1 }
         return quotient
     }
 }
