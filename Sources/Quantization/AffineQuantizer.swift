@@ -109,6 +109,8 @@ extension AffineQuantizer {
         let codes = remainders?.baseAddress
         let quantizer = self
         parallelQuantize(count) { range in
+            // The branch-free loop first; a chunk with a value it cannot round is done again exactly.
+            guard !quantizer.quantizeRoundingByMagic(source, target, codes, range, mode: mode) else { return }
             if let codes {
                 for i in range {
                     let (c, d) = quantizer.centredAndRemainder(source[i], mode: mode)
@@ -119,6 +121,54 @@ extension AffineQuantizer {
                 for i in range { target[i] = quantizer.centred(source[i]) }
             }
         }
+    }
+
+    /// `centred` and `centredAndRemainder` over `range`, eight values at a time, with
+    /// `roundHalfEven`'s magic-number rounding and `min`/`max` as lane selects (no branch; the
+    /// last `count mod 8` values take the exact functions). That rounding is exact for
+    /// magnitudes below 2^22, and every value rounded here is `x/s` or a remainder argument, so
+    /// the result equals the exact functions' wherever those stay below 2^22; returns false
+    /// (outputs to be overwritten) when one does not. A NaN gives NaN on both paths alike.
+    @inline(__always)
+    func quantizeRoundingByMagic(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>,
+                                 _ codes: UnsafeMutablePointer<Float>?, _ range: Range<Int>, mode: RemainderMode) -> Bool {
+        typealias Lanes = SIMD8<Float>
+        // Swift's min(x, y) is `y < x ? y : x` and max(x, y) `y >= x ? y : x`, lane by lane.
+        @inline(__always) func smallest(_ x: Lanes, _ y: Lanes) -> Lanes { x.replacing(with: y, where: y .< x) }
+        @inline(__always) func largestOf(_ x: Lanes, _ y: Lanes) -> Lanes { x.replacing(with: y, where: y .>= x) }
+        @inline(__always) func magnitude(_ x: Lanes) -> Lanes { x.replacing(with: -x, where: x .< 0) }
+        @inline(__always) func rounded(_ x: Lanes) -> Lanes { (x + Lanes(repeating: 12_582_912)) - Lanes(repeating: 12_582_912) }
+        let zero = Lanes(repeating: Float(zeroPoint)), steps = Lanes(repeating: steps)
+        let bound = Lanes(repeating: remainderBound), scale = Lanes(repeating: scale), nothing = Lanes(repeating: 0)
+        var largest = nothing
+        let blocks = range.count / 8
+        for block in 0..<blocks {
+            let i = range.lowerBound + 8 * block
+            let quotient = UnsafeRawPointer(source + i).loadUnaligned(as: Lanes.self) / scale
+            let whole = rounded(quotient)
+            let centred = smallest(largestOf(whole + zero, nothing), steps) - zero
+            UnsafeMutableRawPointer(target + i).storeBytes(of: centred, as: Lanes.self)
+            largest = largestOf(largest, magnitude(quotient))
+            guard let codes else { continue }
+            let remainder: Lanes
+            switch mode {
+            case .unclamped:
+                remainder = rounded(steps * (quotient - whole))
+            case .clamped:
+                let argument = steps * (quotient - centred)
+                largest = largestOf(largest, magnitude(argument))
+                remainder = smallest(largestOf(rounded(argument), -bound), bound)
+            }
+            UnsafeMutableRawPointer(codes + i).storeBytes(of: remainder, as: Lanes.self)
+        }
+        for i in (range.lowerBound + 8 * blocks)..<range.upperBound {
+            if let codes {
+                (target[i], codes[i]) = centredAndRemainder(source[i], mode: mode)
+            } else {
+                target[i] = centred(source[i])
+            }
+        }
+        return largest.max() < 4_194_304
     }
 }
 

@@ -177,3 +177,50 @@ import TensorCore
         }
     }
 }
+
+@Suite struct BufferQuantizationTests {
+    /// The buffer `quantize` (eight lanes at a time, magic-number rounding, exact functions for
+    /// the tail and for any chunk with a value beyond 2^22 steps) equals `centred` and
+    /// `centredAndRemainder` value by value: ties, clipped values, both remainder modes, lengths
+    /// that are not multiples of 8, NaN, infinities and values far beyond the range.
+    @Test func bufferQuantizeEqualsTheScalarFunctions() {
+        var generator = SeededGenerator(seed: 31)
+        for (bits, scale, zeroPoint) in [(4, Float(0.1), Int32(3)), (8, 0.02, 128), (2, 1.5, 0), (6, 3e-5, 63), (4, 0.125, 8)] {
+            let quantizer = AffineQuantizer(bits: bits, scale: scale, zeroPoint: zeroPoint)
+            for (count, extreme) in [(1, false), (13, false), (1024, false), (203, true)] {
+                var values = (0..<count).map { _ in (generator.nextUniform() * 2 - 1) * scale * Float(1 << bits) * 1.5 }
+                // ties: quotients k + 0.5
+                for i in stride(from: 0, to: count, by: 5) { values[i] = (Float(Int(generator.next() % 40)) - 20.5) * scale }
+                if extreme {
+                    values[7] = 5e6 * scale
+                    values[9] = 4_194_305 * scale  // an odd quotient past 2^22 (exact at scale 1/8): magic rounding makes it even
+                    values[100] = .nan
+                    values[150] = -.infinity
+                }
+                for mode in RemainderMode.allCases {
+                    var centred = [Float](repeating: 0, count: count), codes = [Float](repeating: 0, count: count)
+                    var plain = [Float](repeating: 0, count: count)
+                    values.withUnsafeBufferPointer { source in
+                        centred.withUnsafeMutableBufferPointer { target in
+                            codes.withUnsafeMutableBufferPointer { codes in
+                                quantizer.quantize(source, centred: target, remainders: codes, mode: mode)
+                            }
+                        }
+                        plain.withUnsafeMutableBufferPointer { target in
+                            quantizer.quantize(source, centred: target, remainders: nil, mode: mode)
+                        }
+                    }
+                    var mismatches: [String] = []
+                    for (i, value) in values.enumerated() {
+                        let (c, d) = quantizer.centredAndRemainder(value, mode: mode)
+                        let same = { (a: Float, b: Float) in a == b || (a.isNaN && b.isNaN) }
+                        if !same(centred[i], c) || !same(codes[i], d) || !same(plain[i], quantizer.centred(value)) {
+                            mismatches.append("\(value): \(centred[i]), \(codes[i]), \(plain[i]) vs \(c), \(d)")
+                        }
+                    }
+                    #expect(mismatches.isEmpty, "W\(bits) \(mode) n=\(count): \(mismatches.prefix(3))")
+                }
+            }
+        }
+    }
+}
