@@ -109,29 +109,32 @@ extension AffineQuantizer {
         let codes = remainders?.baseAddress
         let quantizer = self
         parallelQuantize(count) { range in
-            // The branch-free loop first; a chunk with a value it cannot round is done again exactly.
-            guard !quantizer.quantizeRoundingByMagic(source, target, codes, range, mode: mode) else { return }
+            // The branch-free loop first; the exact functions take what it leaves: its tail, or the
+            // whole chunk when one value was beyond its rounding.
+            let exact = quantizer.quantizeRoundingByMagic(source, target, codes, range, mode: mode)
             if let codes {
-                for i in range {
+                for i in exact {
                     let (c, d) = quantizer.centredAndRemainder(source[i], mode: mode)
                     target[i] = c
                     codes[i] = d
                 }
             } else {
-                for i in range { target[i] = quantizer.centred(source[i]) }
+                for i in exact { target[i] = quantizer.centred(source[i]) }
             }
         }
     }
 
-    /// `centred` and `centredAndRemainder` over `range`, eight values at a time, with
-    /// `roundHalfEven`'s magic-number rounding and `min`/`max` as lane selects (no branch; the
-    /// last `count mod 8` values take the exact functions). That rounding is exact for
-    /// magnitudes below 2^22, and every value rounded here is `x/s` or a remainder argument, so
-    /// the result equals the exact functions' wherever those stay below 2^22; returns false
-    /// (outputs to be overwritten) when one does not. A NaN gives NaN on both paths alike.
+    /// `centred` and `centredAndRemainder` over the whole blocks of eight in `range`, with
+    /// `roundHalfEven`'s magic-number rounding and `min`/`max` as lane selects (no branch). That
+    /// rounding is exact for magnitudes below 2^22, and every value rounded here is `x/s` or a
+    /// remainder argument, so the result equals the exact functions' wherever those stay below
+    /// 2^22. Returns what the exact functions must still do: the last `count mod 8` values, or
+    /// all of `range` (outputs to be overwritten) when a value was not below 2^22. A NaN gives
+    /// NaN on both paths alike.
     @inline(__always)
     func quantizeRoundingByMagic(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>,
-                                 _ codes: UnsafeMutablePointer<Float>?, _ range: Range<Int>, mode: RemainderMode) -> Bool {
+                                 _ codes: UnsafeMutablePointer<Float>?, _ range: Range<Int>,
+                                 mode: RemainderMode) -> Range<Int> {
         typealias Lanes = SIMD8<Float>
         // Swift's min(x, y) is `y < x ? y : x` and max(x, y) `y >= x ? y : x`, lane by lane.
         @inline(__always) func smallest(_ x: Lanes, _ y: Lanes) -> Lanes { x.replacing(with: y, where: y .< x) }
@@ -161,14 +164,7 @@ extension AffineQuantizer {
             }
             UnsafeMutableRawPointer(codes + i).storeBytes(of: remainder, as: Lanes.self)
         }
-        for i in (range.lowerBound + 8 * blocks)..<range.upperBound {
-            if let codes {
-                (target[i], codes[i]) = centredAndRemainder(source[i], mode: mode)
-            } else {
-                target[i] = centred(source[i])
-            }
-        }
-        return largest.max() < 4_194_304
+        return largest.max() < 4_194_304 ? (range.lowerBound + 8 * blocks)..<range.upperBound : range
     }
 }
 

@@ -160,21 +160,29 @@ public final class QuantizedExecutor: LayerExecutor {
         var accumulator = [Double](repeating: 0, count: outputs * tile)
         var weightTerm = [Double](repeating: 0, count: weightRemainders == nil ? 0 : outputs * tile)
         var activationTerm = [Double](repeating: 0, count: remainders == nil ? 0 : outputs * tile)
-        let geometry = PatchGeometry(conv, channels: channels, height: height, width: width, outputWidth: outputWidth)
+        // conv2d's im2col of the integer codes (floats), then widened to the Float64 GEMM's operand.
+        var floatColumns = [Float](repeating: 0, count: patchLength * tile)
+        func fillColumns(_ codes: Tensor, image: Int, positions: Range<Int>, into columns: inout [Double]) {
+            codes.withUnsafeBufferPointer { source in
+                floatColumns.withUnsafeMutableBufferPointer { scratch in
+                    im2colColumns(source.baseAddress! + image * channels * height * width, channels: channels,
+                                  height: height, width: width, kernel: conv.kernelSize, stride: conv.stride,
+                                  padding: conv.padding, dilation: conv.dilation, positions: positions,
+                                  into: scratch.baseAddress!)
+                    columns.withUnsafeMutableBufferPointer { columns in
+                        for k in 0..<(patchLength * positions.count) { columns[k] = Double(scratch[k]) }
+                    }
+                }
+            }
+        }
 
         for image in 0..<batch {
             var start = 0
             while start < plane {
                 let count = min(tile, plane - start)
-                centred.withUnsafeBufferPointer { source in
-                    geometry.columns(source.baseAddress! + image * channels * height * width, positions: start..<(start + count),
-                                     into: &columns)
-                }
+                fillColumns(centred, image: image, positions: start..<(start + count), into: &columns)
                 if let remainders {
-                    remainders.withUnsafeBufferPointer { source in
-                        geometry.columns(source.baseAddress! + image * channels * height * width,
-                                         positions: start..<(start + count), into: &remainderColumns)
-                    }
+                    fillColumns(remainders, image: image, positions: start..<(start + count), into: &remainderColumns)
                 }
                 for group in 0..<groups {
                     let weightOffset = group * groupOutputs * groupPatch
@@ -308,77 +316,6 @@ public final class QuantizedExecutor: LayerExecutor {
         }
         return Tensor(shape: Array(centred.shape.dropLast()) + [outputs], scalars: output)
     }
-}
-
-/// im2col of one image into Float64 columns `[C·kH·kW, positions]` (rows channel-major, as the
-/// weight's `[I/groups·kH·kW]`), zero where the conv pads.
-struct PatchGeometry {
-    let channels, height, width, outputWidth: Int
-    let kernel, stride, padding, dilation: Size2
-
-    init(_ conv: Conv2d, channels: Int, height: Int, width: Int, outputWidth: Int) {
-        self.channels = channels
-        self.height = height
-        self.width = width
-        self.outputWidth = outputWidth
-        kernel = conv.kernelSize
-        stride = conv.stride
-        padding = conv.padding
-        dilation = conv.dilation
-    }
-
-    func columns(_ image: UnsafePointer<Float>, positions: Range<Int>, into columns: inout [Double]) {
-        let count = positions.count
-        let rows = channels * kernel.h * kernel.w
-        precondition(columns.count >= rows * count, "PatchGeometry: column buffer too small")
-        let geometry = self
-        columns.withUnsafeMutableBufferPointer { buffer in
-            let target = buffer.baseAddress!
-            parallelChunks(rows, minimumPerChunk: max(1, 16_384 / max(1, count))) { rowRange in
-                for row in rowRange {
-                    let c = row / (geometry.kernel.h * geometry.kernel.w)
-                    let i = (row / geometry.kernel.w) % geometry.kernel.h
-                    let j = row % geometry.kernel.w
-                    let plane = image + c * geometry.height * geometry.width
-                    let destination = target + row * count
-                    // The tap's input offsets, and the output rows and columns that read inside the image.
-                    let h0 = i * geometry.dilation.h - geometry.padding.h, w0 = j * geometry.dilation.w - geometry.padding.w
-                    let insideRows = validOutputs(offset: h0, stride: geometry.stride.h, size: geometry.height,
-                                                  outputSize: Int.max)
-                    let insideColumns = validOutputs(offset: w0, stride: geometry.stride.w, size: geometry.width,
-                                                     outputSize: geometry.outputWidth)
-                    // Output row by output row (a segment of `positions` each).
-                    var column = 0
-                    var oh = positions.lowerBound / geometry.outputWidth, ow = positions.lowerBound % geometry.outputWidth
-                    while column < count {
-                        let segment = min(count - column, geometry.outputWidth - ow)
-                        let out = destination + column
-                        // Within the segment: zeros, the samples inside the image, zeros.
-                        let first = max(ow, insideColumns.lowerBound), end = min(ow + segment, insideColumns.upperBound)
-                        if insideRows.contains(oh) && first < end {
-                            for k in ow..<first { out[k - ow] = 0 }
-                            let source = plane + ((oh * geometry.stride.h + h0) * geometry.width
-                                                  + first * geometry.stride.w + w0)
-                            for k in 0..<(end - first) { out[first - ow + k] = Double(source[k * geometry.stride.w]) }
-                            for k in end..<(ow + segment) { out[k - ow] = 0 }
-                        } else {
-                            for k in 0..<segment { out[k] = 0 }
-                        }
-                        column += segment
-                        oh += 1
-                        ow = 0
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The outputs `o` in `0..<outputSize` whose input sample `o·stride + offset` lies in `0..<size`.
-func validOutputs(offset: Int, stride: Int, size: Int, outputSize: Int) -> Range<Int> {
-    let low = offset >= 0 ? 0 : (-offset + stride - 1) / stride
-    let high = size - 1 - offset < 0 ? 0 : min(outputSize, (size - 1 - offset) / stride + 1)
-    return low < high ? low..<high : 0..<0
 }
 
 /// Where each kernel tap of a depthwise conv lands: for tap (i, j), the output rows and columns

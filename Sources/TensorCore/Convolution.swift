@@ -346,8 +346,8 @@ func im2col(_ image: UnsafePointer<Float>, geometry: ConvolutionGeometry, channe
                 for j in 0..<kernelW {
                     // Output columns whose input column iw = ow·sW − pW + j·dW lies in [0, W).
                     let offsetW = j * dilationW - padW
-                    let validLow = offsetW >= 0 ? 0 : (-offsetW + strideW - 1) / strideW
-                    let validHigh = width - 1 - offsetW < 0 ? 0 : (width - 1 - offsetW) / strideW + 1
+                    let inside = validOutputs(offset: offsetW, stride: strideW, size: width)
+                    let validLow = inside.lowerBound, validHigh = inside.upperBound
                     for segment in segments {
                         let target = row + segment.offset
                         let ih = segment.row * strideH - padH + i * dilationH
@@ -374,6 +374,31 @@ func im2col(_ image: UnsafePointer<Float>, geometry: ConvolutionGeometry, channe
                 }
             }
         }
+    }
+}
+
+/// The outputs `o` in `0..<outputSize` whose input sample `o·stride + offset` lies in `0..<size`
+/// (empty: `0..<0`).
+public func validOutputs(offset: Int, stride: Int, size: Int, outputSize: Int = Int.max) -> Range<Int> {
+    let low = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+    let high = size - 1 - offset < 0 ? 0 : min(outputSize, (size - 1 - offset) / stride + 1)
+    return low < high ? low..<high : 0..<0
+}
+
+/// One image's (`[C, H, W]`) column matrix for the output positions `positions` (row-major
+/// over the output plane), as `conv2d` builds it: `[C·kH·kW, positions.count]`, row
+/// `(c·kH + i)·kW + j` holding input `(c, oh·sH − pH + i·dH, ow·sW − pW + j·dW)`, zero outside
+/// the input; in parallel over channels. For callers that multiply the columns themselves.
+public func im2colColumns(_ image: UnsafePointer<Float>, channels: Int, height: Int, width: Int, kernel: Size2,
+                          stride: Size2, padding: Size2, dilation: Size2, positions: Range<Int>,
+                          into destination: UnsafeMutablePointer<Float>) {
+    let geometry = ConvolutionGeometry(input: [1, channels, height, width], weight: [1, channels, kernel.h, kernel.w],
+                                       stride: stride, padding: padding, dilation: dilation, groups: 1)
+    let segments = Im2colSegment.covering(positions, outputWidth: geometry.outputWidth)
+    let rowsPerChannel = kernel.h * kernel.w, count = positions.count
+    parallelChunks(channels, minimumPerChunk: max(1, 32768 / max(1, rowsPerChannel * count))) { range in
+        im2col(image, geometry: geometry, channels: range, segments: segments,
+               into: destination + range.lowerBound * rowsPerChannel * count, rowStride: count)
     }
 }
 
