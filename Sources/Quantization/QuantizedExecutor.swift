@@ -405,9 +405,23 @@ struct Rescale {
         if compensated {
             let divide = HalfEvenDivision(divisor: qa * qw)
             let qa = Double(qa), qw = Double(qw)
-            for p in 0..<count {
-                let terms = qa * (weightTerm?[p].exactDouble ?? 0) + qw * (activationTerm?[p].exactDouble ?? 0)
-                output[p] = Float(scale * (sums[p].exactDouble + divide(terms))) + offset
+            // The reciprocal's path for every output, flagging any term past its bound (none on
+            // real layers); a flagged run is redone with the full division. Branch-free: it vectorizes.
+            @inline(__always) func run(_ terms: (Int) -> Double) {
+                var outside: UInt8 = 0
+                for p in 0..<count {
+                    let term = terms(p)
+                    outside |= abs(term) < divide.bound ? 0 : 1
+                    output[p] = Float(scale * (sums[p].exactDouble + divide.quotientBelowBound(term))) + offset
+                }
+                guard outside != 0 else { return }
+                for p in 0..<count { output[p] = Float(scale * (sums[p].exactDouble + divide(terms(p)))) + offset }
+            }
+            switch (weightTerm, activationTerm) {
+            case let (weightTerm?, activationTerm?): run { qa * weightTerm[$0].exactDouble + qw * activationTerm[$0].exactDouble }
+            case let (weightTerm?, nil): run { qa * weightTerm[$0].exactDouble }
+            case let (nil, activationTerm?): run { qw * activationTerm[$0].exactDouble }
+            case (nil, nil): run { _ in 0 }
             }
         } else {
             for p in 0..<count { output[p] = Float(scale * sums[p].exactDouble) + offset }

@@ -59,17 +59,22 @@ public struct HalfEvenDivision: Sendable {
     @inlinable @inline(__always)
     public func callAsFunction(_ numerator: Double) -> Double {
         guard abs(numerator) < bound else { return Double(roundDivHalfEven(Int64(numerator), divisor)) }
+        return quotientBelowBound(numerator)
+    }
+
+    /// The reciprocal's path alone, without branches (loops of it vectorize): equal to the call
+    /// for every integer `numerator` with `|numerator| < bound`, meaningless past it.
+    @inlinable @inline(__always)
+    public func quotientBelowBound(_ numerator: Double) -> Double {
         let magic = 6_755_399_441_055_744.0  // 1.5·2^52: (x + magic) − magic rounds x to an integer, ties to even
         let d = Double(divisor), half = 0.5 * d
-        var quotient = (numerator * reciprocal + magic) - magic
+        let quotient = (numerator * reciprocal + magic) - magic
         let remainder = numerator - quotient * d
         // Odd: half of it is not an integer.
-        let odd = 0.5 * quotient != (0.5 * quotient + magic) - magic
-        if remainder > half || (remainder == half && odd) {
-            quotient += 1
-        } else if remainder < -half || (remainder == -half && odd) {
-            quotient -= 1
-        }
-        return quotient
+        let halves = 0.5 * quotient
+        let odd = halves != (halves + magic) - magic
+        let up: Double = remainder > half || (remainder == half && odd) ? 1 : 0
+        let down: Double = remainder < -half || (remainder == -half && odd) ? 1 : 0
+        return quotient + up - down
     }
 }

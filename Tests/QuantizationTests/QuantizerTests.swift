@@ -224,3 +224,53 @@ import TensorCore
         }
     }
 }
+
+@Suite struct RescaleTests {
+    /// The executor's rescale `s_a·s_w[o]·(A + C) + bias[o]` (branch-free reciprocal path, redone
+    /// with the full division when a term passes 2^50) equals the formula with `roundDivHalfEven`,
+    /// output by output: each combination of compensation terms, numerators next to a multiple,
+    /// an odd count, and one run with a term past the bound.
+    @Test func rescaleEqualsTheFormula() {
+        var generator = SeededGenerator(seed: 5)
+        let (qa, qw): (Int64, Int64) = (15, 7)
+        let rescale = Rescale(activationScale: 0.013, qa: qa, qw: qw, compensated: true,
+                              weightScales: [0.2, 0.031], bias: [0.5, -1.25])
+        for huge in [false, true] {
+            let count = 37
+            var sums = (0..<count).map { _ in Double(Int64(generator.next() % 20_001) - 10_000) }
+            var weightTerm = (0..<count).map { _ in Double(Int64(generator.next() % 4_001) - 2_000) }
+            var activationTerm = (0..<count).map { _ in Double(Int64(generator.next() % 4_001) - 2_000) }
+            // Numerators one off a multiple of Q_a·Q_w (odd, as every 2^b − 1 product: no ties).
+            for p in stride(from: 0, to: count, by: 4) { weightTerm[p] = Double(7 * (p + 1)); activationTerm[p] = 1 }
+            // A numerator past the bound where the reciprocal's path is off by one (found by search),
+            // with a sum that cancels the quotient so that the output shows it.
+            if huge {
+                (weightTerm[20], activationTerm[20]) = (32_556_205_542_153_792, 0)
+                sums[20] = -4_650_886_506_021_970 + 5
+            }
+            for (useWeight, useActivation) in [(true, true), (true, false), (false, true), (false, false)] {
+                for channel in 0..<2 {
+                    var output = [Float](repeating: .nan, count: count)
+                    sums.withUnsafeBufferPointer { s in
+                        weightTerm.withUnsafeBufferPointer { w in
+                            activationTerm.withUnsafeBufferPointer { a in
+                                output.withUnsafeMutableBufferPointer { out in
+                                    rescale(channel: channel, count: count, sums: s.baseAddress!,
+                                            weightTerm: useWeight ? w.baseAddress : nil,
+                                            activationTerm: useActivation ? a.baseAddress : nil, into: out.baseAddress!)
+                                }
+                            }
+                        }
+                    }
+                    let scale = 0.013 * Double([Float(0.2), 0.031][channel]), bias = [Float(0.5), -1.25][channel]
+                    let expected = (0..<count).map { p -> Float in
+                        let terms = Int64(qa) * (useWeight ? Int64(weightTerm[p]) : 0)
+                            + Int64(qw) * (useActivation ? Int64(activationTerm[p]) : 0)
+                        return Float(scale * (sums[p] + Double(roundDivHalfEven(terms, qa * qw)))) + bias
+                    }
+                    #expect(output == expected, "huge \(huge), terms \(useWeight)/\(useActivation), channel \(channel)")
+                }
+            }
+        }
+    }
+}
