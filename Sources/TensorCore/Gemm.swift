@@ -2,19 +2,50 @@
 import CBLAS
 import Synchronization
 
-/// `C = alpha · op(A) · op(B) + beta · C` on row-major Float32 matrices (cblas_sgemm).
+/// The element types BLAS multiplies: Float32 (cblas_sgemm, the model's kernels) and Float64
+/// (cblas_dgemm, exact integer sums for quantized execution).
+public protocol BLASScalar: BinaryFloatingPoint {
+    /// cblas_?gemm on row-major matrices, sizes already checked.
+    static func blasGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+                         a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int, beta: Self,
+                         c: UnsafeMutablePointer<Self>, ldc: Int)
+}
+
+extension Float: BLASScalar {
+    public static func blasGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+                                c: UnsafeMutablePointer<Float>, ldc: Int) {
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}
+
+extension Double: BLASScalar {
+    public static func blasGemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Double,
+                                a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int, beta: Double,
+                                c: UnsafeMutablePointer<Double>, ldc: Int) {
+        cblas_dgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}
+
+/// `C = alpha · op(A) · op(B) + beta · C` on row-major Float32 or Float64 matrices (cblas_sgemm,
+/// cblas_dgemm).
 ///
 /// `op(A)` is `[m, k]` and `op(B)` is `[k, n]`; `C` is `[m, n]`. `lda`, `ldb` and `ldc` are the
 /// row strides, in elements, of A, B and C as stored (A is stored `[k, m]` when `transposeA`).
 /// With `beta == 0`, C need not be initialized. Runs on `Threads.count` OpenBLAS threads,
 /// or on one when called inside `withSingleThreadedBLAS`.
-public func gemm(
+///
+/// In Float64, products and sums of integers are exact as long as every partial sum stays below
+/// 2^53 in magnitude: quantized execution relies on that (8-bit codes need `k` below 2^37).
+public func gemm<Scalar: BLASScalar>(
     transposeA: Bool = false, transposeB: Bool = false,
-    m: Int, n: Int, k: Int, alpha: Float = 1,
-    a: UnsafePointer<Float>, lda: Int,
-    b: UnsafePointer<Float>, ldb: Int,
-    beta: Float = 0,
-    c: UnsafeMutablePointer<Float>, ldc: Int
+    m: Int, n: Int, k: Int, alpha: Scalar = 1,
+    a: UnsafePointer<Scalar>, lda: Int,
+    b: UnsafePointer<Scalar>, ldb: Int,
+    beta: Scalar = 0,
+    c: UnsafeMutablePointer<Scalar>, ldc: Int
 ) {
     precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m \(m), n \(n), k \(k)")
     precondition(ldc >= max(1, n), "gemm: ldc \(ldc) < n \(n)")
@@ -30,11 +61,8 @@ public func gemm(
         return
     }
     precondition(max(m, n, k, lda, ldb, ldc) <= Int(Int32.max), "gemm: sizes exceed 32-bit BLAS indices")
-    cblas_sgemm(CblasRowMajor,
-                transposeA ? CblasTrans : CblasNoTrans,
-                transposeB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k), alpha,
-                a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    Scalar.blasGemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                    a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
 }
 
 /// The matrix product of two 2-D tensors: `op(a)` `[m, k]` times `op(b)` `[k, n]` gives `[m, n]`.
