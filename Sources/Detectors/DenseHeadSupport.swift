@@ -1,4 +1,4 @@
-// Pieces RetinaNet's and FCOS's heads share: the conv towers, the per-location flattening, the head norm.
+// Pieces RetinaNet's and FCOS's heads share: the conv towers, the classification head, the per-location flattening, the head norm.
 import BoxOps
 import Layers
 import TensorCore
@@ -48,6 +48,29 @@ func fcosTower(channels: Int, numConvs: Int, norm: DenseHeadNorm) -> Sequential 
     Sequential((0..<numConvs).flatMap { _ -> [(any Layer)?] in
         [Conv2d(channels, channels, kernelSize: 3, padding: 1), norm.layer(channels: channels), Activation(.relu)]
     })
+}
+
+/// `head.classification_head` of RetinaNet and FCOS: a tower (`conv`, built by
+/// `retinaNetTower` or `fcosTower`) then `cls_logits`, a 3×3 conv to `A·K` channels.
+public final class DenseClassificationHead: Module {
+    public let conv: Sequential
+    public let clsLogits: Conv2d
+    public let numAnchors: Int
+    public let numClasses: Int
+
+    init(tower: Sequential, inChannels: Int, numAnchors: Int, numClasses: Int) {
+        conv = tower
+        clsLogits = Conv2d(inChannels, numAnchors * numClasses, kernelSize: 3, padding: 1)
+        self.numAnchors = numAnchors
+        self.numClasses = numClasses
+    }
+
+    public var children: [(name: String, module: any Module)] { [("conv", conv), ("cls_logits", clsLogits)] }
+
+    /// Class logits `[N, H·W·A, K]` of each level `[N, C, H, W]`.
+    public func callAsFunction(_ features: [Tensor]) -> [Tensor] {
+        features.map { flattenedPerLocation(clsLogits(conv($0)), valuesPerAnchor: numClasses) }
+    }
 }
 
 /// A predictor output `[N, A·K, H, W]` as `[N, H·W·A, K]`: location-major, then anchor, as

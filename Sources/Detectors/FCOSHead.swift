@@ -2,29 +2,6 @@
 import Layers
 import TensorCore
 
-/// `head.classification_head`: GroupNorm tower (`conv`) then `cls_logits` (3×3 conv to `A·K`).
-public final class FCOSClassificationHead: Module {
-    public let conv: Sequential
-    public let clsLogits: Conv2d
-    public let numAnchors: Int
-    public let numClasses: Int
-
-    public init(inChannels: Int, numAnchors: Int, numClasses: Int, numConvs: Int = 4,
-                norm: DenseHeadNorm = .groupNorm(groups: 32, eps: 1e-5)) {
-        conv = fcosTower(channels: inChannels, numConvs: numConvs, norm: norm)
-        clsLogits = Conv2d(inChannels, numAnchors * numClasses, kernelSize: 3, padding: 1)
-        self.numAnchors = numAnchors
-        self.numClasses = numClasses
-    }
-
-    public var children: [(name: String, module: any Module)] { [("conv", conv), ("cls_logits", clsLogits)] }
-
-    /// Class logits `[N, H·W·A, K]` of each level `[N, C, H, W]`.
-    public func callAsFunction(_ features: [Tensor]) -> [Tensor] {
-        features.map { flattenedPerLocation(clsLogits(conv($0)), valuesPerAnchor: numClasses) }
-    }
-}
-
 /// `head.regression_head`: GroupNorm tower (`conv`) shared by `bbox_reg` (3×3 conv to `A·4`,
 /// then ReLU) and `bbox_ctrness` (3×3 conv to `A`).
 public final class FCOSRegressionHead: Module {
@@ -60,13 +37,14 @@ public final class FCOSRegressionHead: Module {
 
 /// `head`: FCOS's two branches, GroupNorm(32) towers of `num_convs` (torchvision: 4) convs.
 public final class FCOSHead: Module {
-    public let classificationHead: FCOSClassificationHead
+    public let classificationHead: DenseClassificationHead
     public let regressionHead: FCOSRegressionHead
 
     public init(inChannels: Int, numAnchors: Int, numClasses: Int, numConvs: Int = 4,
                 norm: DenseHeadNorm = .groupNorm(groups: 32, eps: 1e-5)) {
-        classificationHead = FCOSClassificationHead(inChannels: inChannels, numAnchors: numAnchors,
-                                                    numClasses: numClasses, numConvs: numConvs, norm: norm)
+        classificationHead = DenseClassificationHead(
+            tower: fcosTower(channels: inChannels, numConvs: numConvs, norm: norm),
+            inChannels: inChannels, numAnchors: numAnchors, numClasses: numClasses)
         regressionHead = FCOSRegressionHead(inChannels: inChannels, numAnchors: numAnchors, numConvs: numConvs,
                                             norm: norm)
     }

@@ -2,28 +2,6 @@
 import Layers
 import TensorCore
 
-/// `head.classification_head`: tower (`conv`) then `cls_logits`, a 3×3 conv to `A·K` channels.
-public final class RetinaNetClassificationHead: Module {
-    public let conv: Sequential
-    public let clsLogits: Conv2d
-    public let numAnchors: Int
-    public let numClasses: Int
-
-    public init(inChannels: Int, numAnchors: Int, numClasses: Int, numConvs: Int = 4, norm: DenseHeadNorm? = nil) {
-        conv = retinaNetTower(channels: inChannels, numConvs: numConvs, norm: norm)
-        clsLogits = Conv2d(inChannels, numAnchors * numClasses, kernelSize: 3, padding: 1)
-        self.numAnchors = numAnchors
-        self.numClasses = numClasses
-    }
-
-    public var children: [(name: String, module: any Module)] { [("conv", conv), ("cls_logits", clsLogits)] }
-
-    /// Class logits `[N, H·W·A, K]` of each level `[N, C, H, W]`.
-    public func callAsFunction(_ features: [Tensor]) -> [Tensor] {
-        features.map { flattenedPerLocation(clsLogits(conv($0)), valuesPerAnchor: numClasses) }
-    }
-}
-
 /// `head.regression_head`: tower (`conv`) then `bbox_reg`, a 3×3 conv to `A·4` channels.
 public final class RetinaNetRegressionHead: Module {
     public let conv: Sequential
@@ -47,12 +25,13 @@ public final class RetinaNetRegressionHead: Module {
 /// `head`: the two branches. v1 (`retinanet_resnet50_fpn`) has no norm and conv biases; v2
 /// has GroupNorm(32) after bias-free convs.
 public final class RetinaNetHead: Module {
-    public let classificationHead: RetinaNetClassificationHead
+    public let classificationHead: DenseClassificationHead
     public let regressionHead: RetinaNetRegressionHead
 
     public init(inChannels: Int, numAnchors: Int, numClasses: Int, numConvs: Int = 4, norm: DenseHeadNorm? = nil) {
-        classificationHead = RetinaNetClassificationHead(inChannels: inChannels, numAnchors: numAnchors,
-                                                         numClasses: numClasses, numConvs: numConvs, norm: norm)
+        classificationHead = DenseClassificationHead(
+            tower: retinaNetTower(channels: inChannels, numConvs: numConvs, norm: norm),
+            inChannels: inChannels, numAnchors: numAnchors, numClasses: numClasses)
         regressionHead = RetinaNetRegressionHead(inChannels: inChannels, numAnchors: numAnchors,
                                                  numConvs: numConvs, norm: norm)
     }
