@@ -47,5 +47,7 @@ let package = Package(
         .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "Layers", "TensorCore"]),
         .testTarget(name: "COCOTests", dependencies: ["COCO", "TensorCore"]),
         .testTarget(name: "DetQKitTests", dependencies: ["DetQKit"], exclude: ["Fixtures"]),
+        // Runs the built `detq` binary (the dependency makes sure it is built first).
+        .testTarget(name: "detqTests", dependencies: ["detq"]),
     ]
 )

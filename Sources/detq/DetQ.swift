@@ -12,18 +12,37 @@ struct DetQ: ParsableCommand {
                       Quantize.self, Compare.self, Sensitivity.self]
     )
 
-    /// Parse errors, validation and help go through ArgumentParser; errors from a running
-    /// command (a bad file, key or field) are one `error: …` line on stderr and exit status 1.
+    /// Every error is one `error: …` line on stderr: a bad file, key or field from a running
+    /// command (exit status 1), and a usage or validation error (ArgumentParser's message and exit
+    /// status 64, with where to find the command's help). Help and version requests print as usual.
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
-                exit(withError: error)
+            guard String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") else {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                Foundation.exit(1)
             }
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            Foundation.exit(1)
+            let code = exitCode(for: error)
+            let message = self.message(for: error).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard code != .success, !message.isEmpty else { exit(withError: error) }
+            FileHandle.standardError.write(Data("error: \(oneLine(message)) (\(helpCommand()))\n".utf8))
+            Foundation.exit(code.rawValue)
         }
+    }
+
+    /// `message` with its lines joined.
+    static func oneLine(_ message: String) -> String {
+        message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
+    /// `detq SUBCOMMAND --help` for the subcommand named on the command line, else `detq --help`.
+    static func helpCommand() -> String {
+        let arguments = CommandLine.arguments.dropFirst()
+        guard let name = arguments.first,
+              configuration.subcommands.contains(where: { $0._commandName == name }) else { return "detq --help" }
+        return "detq \(name) --help"
     }
 }
