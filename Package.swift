@@ -21,6 +21,8 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
         .target(name: "CImageCodecs", dependencies: ["CJPEG", "CPNG"], path: "Sources/CImageCodecs"),
+        // glibc's allocator settings (mallopt), for the command's process only.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         // Swift modules; the graph is the architecture (see README).
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
@@ -35,7 +37,7 @@ let package = Package(
             "TensorCore", "ImageIO", "Checkpoints", "Layers", "BoxOps", "Detectors", "Quantization", "COCO",
         ]),
         .executableTarget(name: "detq", dependencies: [
-            "DetQKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "DetQKit", "CMalloc", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], exclude: ["Fixtures"]),
