@@ -407,12 +407,22 @@ struct Rescale {
             let qa = Double(qa), qw = Double(qw)
             // The reciprocal's path for every output, flagging any term past its bound (none on
             // real layers); a flagged run is redone with the full division. Branch-free: it vectorizes.
+            // Q_a·Q_w = (2^a − 1)(2^w − 1) is odd: no ties, the plain rounded product is exact.
+            let odd = divide.divisor & 1 == 1
             @inline(__always) func run(_ terms: (Int) -> Double) {
                 var outside: UInt8 = 0
-                for p in 0..<count {
-                    let term = terms(p)
-                    outside |= abs(term) < divide.bound ? 0 : 1
-                    output[p] = Float(scale * (sums[p].exactDouble + divide.quotientBelowBound(term))) + offset
+                if odd {
+                    for p in 0..<count {
+                        let term = terms(p)
+                        outside |= abs(term) < divide.bound ? 0 : 1
+                        output[p] = Float(scale * (sums[p].exactDouble + divide.oddQuotientBelowBound(term))) + offset
+                    }
+                } else {
+                    for p in 0..<count {
+                        let term = terms(p)
+                        outside |= abs(term) < divide.bound ? 0 : 1
+                        output[p] = Float(scale * (sums[p].exactDouble + divide.quotientBelowBound(term))) + offset
+                    }
                 }
                 guard outside != 0 else { return }
                 for p in 0..<count { output[p] = Float(scale * (sums[p].exactDouble + divide(terms(p)))) + offset }

@@ -77,4 +77,13 @@ public struct HalfEvenDivision: Sendable {
         let down: Double = remainder < -half || (remainder == -half && odd) ? 1 : 0
         return quotient + up - down
     }
+
+    /// `quotientBelowBound` for an odd divisor, where no quotient is a tie: `n/d` lies at least
+    /// `1/(2d)` from every half-integer, and below the bound `n·(1/d)` is within `|n|·2^−52/d
+    /// ≤ 1/(4d)` of it, so rounding that product alone is exact. Meaningless for an even divisor.
+    @inlinable @inline(__always)
+    public func oddQuotientBelowBound(_ numerator: Double) -> Double {
+        let magic = 6_755_399_441_055_744.0
+        return (numerator * reciprocal + magic) - magic
+    }
 }

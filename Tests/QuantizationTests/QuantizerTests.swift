@@ -49,7 +49,9 @@ import TensorCore
     /// The executor's division (a Double reciprocal, stepped by the exact remainder) and
     /// `roundDivHalfEven` against plain floor division: exact ties, numerators one off a
     /// multiple, magnitudes on both sides of 2^50 (where the executor's turns to integer
-    /// division) and, for `roundDivHalfEven` alone, past a Double's 2^53.
+    /// division) and, for `roundDivHalfEven` alone, past a Double's 2^53; for odd denominators,
+    /// the rounded product alone (`oddQuotientBelowBound`) below 2^50, on quotients as close to a
+    /// half as they get.
     @Test func halfEvenDivisionEqualsIntegerDivision() {
         func reference(_ n: Int64, _ d: Int64) -> Int64 {
             var q = n / d, r = n % d
@@ -63,14 +65,17 @@ import TensorCore
             let bound: UInt64 = trial % 4 == 0 ? 1 << 54 : trial % 4 == 1 ? 1 << 24 : 1 << 50
             var numerator = Int64(generator.next() % bound) * (generator.next() % 2 == 0 ? 1 : -1)
             switch trial % 3 {
-            case 0 where denominator % 2 == 0: numerator = (numerator / denominator) * denominator + denominator / 2  // tie
+            // a tie for an even denominator; for an odd one, a quotient as close to a half as it gets
+            case 0: numerator = (numerator / denominator) * denominator + denominator / 2 + (trial % 2 == 0 ? 0 : 1)
             case 1: numerator = (numerator / denominator) * denominator + (generator.next() % 2 == 0 ? 1 : -1)
             default: break
             }
             let expected = reference(numerator, denominator)
+            let division = HalfEvenDivision(divisor: denominator)
             if roundDivHalfEven(numerator, denominator) != expected
-                || (numerator.magnitude < 1 << 53
-                    && HalfEvenDivision(divisor: denominator)(Double(numerator)) != Double(expected)) {
+                || (numerator.magnitude < 1 << 53 && division(Double(numerator)) != Double(expected))
+                || (denominator % 2 == 1 && numerator.magnitude < 1 << 50
+                    && division.oddQuotientBelowBound(Double(numerator)) != Double(expected)) {
                 mismatches.append("\(numerator)/\(denominator)")
             }
         }
