@@ -46,6 +46,20 @@ public struct ResultRecord: Codable, Sendable, Equatable {
 }
 
 extension ResultRecord {
+    /// Decodes one COCO result; a `bbox` that is not four numbers is an error here, so that no
+    /// file read back (`merge`, `eval --resume`) carries a box the evaluator cannot index.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        image_id = try container.decode(Int.self, forKey: .image_id)
+        category_id = try container.decode(Int.self, forKey: .category_id)
+        bbox = try container.decode([Double].self, forKey: .bbox)
+        score = try container.decode(Double.self, forKey: .score)
+        guard bbox.count == 4 else {
+            throw DecodingError.dataCorruptedError(forKey: .bbox, in: container,
+                                                   debugDescription: "bbox must be [x, y, width, height], got \(bbox.count) numbers")
+        }
+    }
+
     /// The record as the evaluator's detection.
     var cocoDetection: COCODetection {
         COCODetection(imageId: image_id, categoryId: category_id,
@@ -135,7 +149,7 @@ public func mergeResults(_ paths: [String], to output: String) throws -> Int {
         }
         let records: [ResultRecord]
         do { records = try JSONDecoder().decode([ResultRecord].self, from: data) } catch {
-            throw EvaluationRunError("\(path) is not a COCO results file: \(error)")
+            throw EvaluationRunError("\(path) is not a COCO results file: \(describeDecodingFailure(error))")
         }
         for id in Set(records.map(\.image_id)) {
             if let first = owner[id] { throw EvaluationRunError("image \(id) is in both \(first) and \(path)") }

@@ -60,14 +60,8 @@ public enum ModelCatalog {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         do {
             return try decoder.decode(T.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw ModelDescriptionError("\(url.path): missing field '\(pathString(context.codingPath + [key]))'")
-        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
-            throw ModelDescriptionError("\(url.path): field '\(pathString(context.codingPath))': \(context.debugDescription)")
-        } catch let DecodingError.dataCorrupted(context) {
-            throw ModelDescriptionError("\(url.path): \(pathString(context.codingPath)) \(context.debugDescription)")
         } catch {
-            throw ModelDescriptionError("\(url.path): \(error)")
+            throw ModelDescriptionError("\(url.path): \(describeDecodingFailure(error))")
         }
     }
 
@@ -84,9 +78,5 @@ public enum ModelCatalog {
         var lines = text.components(separatedBy: "\n")
         if lines.last == "" { lines.removeLast() }
         return lines
-    }
-
-    private static func pathString(_ path: [any CodingKey]) -> String {
-        path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DetQKit
 import Foundation
+import ImageIO
 import TensorCore
 
 struct Bench: ParsableCommand {
@@ -22,7 +23,16 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
-        if let size, parseSize(size) == nil { throw ValidationError("--size must look like 800x1216, got '\(size)'") }
+        if let size {
+            guard let (height, width) = parseSize(size) else {
+                throw ValidationError("--size must look like 800x1216, got '\(size)'")
+            }
+            // The images detq reads have the same bound (PIL's): past it, memory runs out, not the benchmark.
+            let (pixels, overflow) = height.multipliedReportingOverflow(by: width)
+            guard !overflow, pixels <= RGBImage.defaultMaxPixels else {
+                throw ValidationError("--size \(size) has more than \(RGBImage.defaultMaxPixels) pixels, the most detq reads in an image")
+            }
+        }
     }
 
     func parseSize(_ text: String) -> (Int, Int)? {

@@ -76,6 +76,14 @@ private func temporaryDirectory() throws -> URL {
         #expect {
             _ = try mergeResults([paths[0], paths[0]], to: mergedPath)
         } throws: { "\($0)".contains("shard0.json") && "\($0)".contains("is in both") }
+        // A box that is not four numbers is refused, naming the file and the field; nothing is written.
+        let bad = directory.appendingPathComponent("bad.json").path
+        try Data(#"[{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3], "score": 0.5}]"#.utf8).write(to: URL(fileURLWithPath: bad))
+        let untouched = directory.appendingPathComponent("untouched.json").path
+        #expect {
+            _ = try mergeResults([paths[1], bad], to: untouched)
+        } throws: { "\($0)" == "\(bad) is not a COCO results file: field '[0].bbox': bbox must be [x, y, width, height], got 3 numbers" }
+        #expect(!FileManager.default.fileExists(atPath: untouched))
     }
 }
 
