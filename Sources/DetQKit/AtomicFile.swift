@@ -20,6 +20,20 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     }
 }
 
+/// Creates the output folder `path` (and its parents) if missing; an error names it and why.
+public func createOutputDirectory(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else { throw ModelDescriptionError("cannot create the folder \(path): a file of that name exists") }
+        return
+    }
+    do {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+        throw ModelDescriptionError("cannot create the folder \(path): \(error.localizedDescription)")
+    }
+}
+
 /// Encodes `value` as pretty, key-sorted JSON.
 public func encodeJSON<T: Encodable>(_ value: T) throws -> Data {
     let encoder = JSONEncoder()

@@ -63,7 +63,7 @@ public func shippedWeights(model: String) -> String? {
 /// `output`), and returns the rows; writes `compare.json` and `compare.md` in `output`.
 public func runComparison(_ request: ComparisonRequest) throws -> [ComparisonRow] {
     try request.options.validate()
-    try FileManager.default.createDirectory(atPath: request.output, withIntermediateDirectories: true)
+    try createOutputDirectory(request.output)
     // Everything that can be checked is checked before the first evaluation.
     var weights: [String] = []
     for (model, given) in zip(request.models, request.weights) {

@@ -57,6 +57,6 @@ public func drawDetections(_ detections: Detections, on image: RGBImage, names: 
     }
     drawBoxes(on: &canvas, boxes: boxes)
     let base = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try createOutputDirectory(directory)
     try writePNG(canvas, to: URL(fileURLWithPath: directory).appendingPathComponent(base + ".png").path)
 }

@@ -441,7 +441,7 @@ public struct MixedPrecisionRecipe: Codable, Sendable, Equatable {
         do {
             recipe = try JSONDecoder().decode(MixedPrecisionRecipe.self, from: data)
         } catch {
-            throw SensitivityError("--recipe \(path): not a \(formatTag) recipe (\(error))")
+            throw SensitivityError("--recipe \(path): not a \(formatTag) recipe (\(describeDecodingFailure(error)))")
         }
         guard recipe.format == formatTag else {
             throw SensitivityError("--recipe \(path): format '\(recipe.format)', expected '\(formatTag)'")

@@ -180,7 +180,7 @@ final class SensitivityJournal {
 
     init(directory: String, header: [String: String]) throws {
         let manager = FileManager.default
-        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try createOutputDirectory(directory)
         let lockPath = directory + "/.lock"
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lock >= 0 else { throw SensitivityError("cannot create \(lockPath)") }

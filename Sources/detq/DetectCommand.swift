@@ -31,6 +31,7 @@ struct Detect: ParsableCommand {
 
     func run() throws {
         try global.apply()
+        if let draw { try createOutputDirectory(draw) }  // before any work
         let model = try DetectionModel(model: modelOptions.model, weights: modelOptions.weights,
                                        configPath: modelOptions.config, scoreThreshold: scoreThreshold,
                                        quantized: quantizedOptions.quantized, mode: quantizedOptions.mode)

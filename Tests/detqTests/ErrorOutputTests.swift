@@ -58,6 +58,18 @@ private struct CLIError: Error, CustomStringConvertible { let description: Strin
         #expect(run.stderr.filter { $0 == "\n" }.count == 1 && run.stderr.hasSuffix("\n"))
     }
 
+    /// An output folder that cannot be made is refused before any work (no detections printed).
+    @Test func drawFolderCheckedFirst() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("detq-draw-\(UUID().uuidString)").path
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let run = try detq(["detect", "--model", "fasterrcnn_mobilenet_v2_shapes", "--weights", "missing.safetensors",
+                            "--draw", file, "image.jpg"])
+        #expect(run.status == 1)
+        #expect(run.stderr == "error: cannot create the folder \(file): a file of that name exists\n")
+        #expect(run.stdout.isEmpty)
+    }
+
     /// Help is not an error: it prints on stdout with status 0.
     @Test func helpPrints() throws {
         let run = try detq(["quantize", "--help"])
