@@ -23,6 +23,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        try checkOutputFile(json, option: "--json")
         if let size {
             guard let (height, width) = parseSize(size) else {
                 throw ValidationError("--size must look like 800x1216, got '\(size)'")

@@ -24,6 +24,7 @@ struct Classify: ParsableCommand {
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
         guard modelOptions.weights != nil else { throw ValidationError("--weights is required for classify") }
+        try checkOutputFile(json, option: "--json")
     }
 
     struct Output: Codable {

@@ -55,6 +55,7 @@ struct CocoEval: ParsableCommand {
         guard bootstrap == 0 || bootstrap >= 2 else {
             throw ValidationError("--bootstrap must be 0 (none) or at least 2 draws, got \(bootstrap)")
         }
+        try checkOutputFile(curves, option: "--curves")
     }
 
     func run() throws {

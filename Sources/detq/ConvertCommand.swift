@@ -13,6 +13,10 @@ struct Convert: ParsableCommand {
     @Argument(help: "The .safetensors file to write.")
     var output: String
 
+    func validate() throws {
+        try checkOutputFile(output, option: "the output")
+    }
+
     func run() throws {
         try global.apply()
         try convertCheckpoint(from: input, to: output)

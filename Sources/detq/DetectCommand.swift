@@ -27,6 +27,7 @@ struct Detect: ParsableCommand {
         if let scoreThreshold, !(0...1).contains(scoreThreshold) {
             throw ValidationError("--score-threshold must be in [0, 1], got \(scoreThreshold)")
         }
+        try checkOutputFile(json, option: "--json")
     }
 
     func run() throws {

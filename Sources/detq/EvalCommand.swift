@@ -45,6 +45,8 @@ struct Eval: ParsableCommand {
         }
         if resume && results == nil { throw ValidationError("--resume needs --results (the journal lives next to it)") }
         guard modelOptions.weights != nil else { throw ValidationError("--weights is required for eval") }
+        try checkOutputFile(results, option: "--results")
+        try checkOutputFile(report, option: "--report")
     }
 
     func run() throws {
@@ -77,6 +79,7 @@ struct Merge: ParsableCommand {
 
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one results file") }
+        try checkOutputFile(out, option: "--out")
     }
 
     func run() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TensorCore
 
 /// Options every subcommand takes.
@@ -60,5 +61,20 @@ struct EvaluationSetOptions: ParsableArguments {
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+    }
+}
+
+/// Refuses, before any work, an output file that could not be written at the end: its folder
+/// must exist and be a folder, and the path must not be a folder.
+func checkOutputFile(_ path: String?, option: String) throws {
+    guard let path else { return }
+    let url = URL(fileURLWithPath: path)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw ValidationError("\(option) \(path) is a folder, not a file")
+    }
+    let folder = url.deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("\(option) \(path): no folder \(folder) to write it in")
     }
 }

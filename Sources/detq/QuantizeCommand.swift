@@ -185,6 +185,8 @@ struct Quantize: ParsableCommand {
 
     func validate() throws {
         guard modelOptions.weights != nil else { throw ValidationError("--weights is required for quantize") }
+        try checkOutputFile(out, option: "--out")
+        try checkOutputFile(report, option: "--report")
         _ = try parts
         if recipe != nil && (method != nil || wbits != nil || abits != nil || granularity != nil) {
             throw ValidationError("--recipe sets the method, bits and granularity: leave out --method, --wbits, --abits and --granularity")

@@ -39,6 +39,10 @@ private struct CLIError: Error, CustomStringConvertible { let description: Strin
         (["quantize", "--model", "m", "--weights", "w", "--calib-images", "x", "--method", "rtn", "--wbits", "9", "--abits", "8",
           "--out", "q.safetensors"], "error: invalid --wbits '9': bits must be in 2...8 (detq quantize --help)\n"),
         (["frobnicate"], "error: Unexpected argument 'frobnicate' (detq --help)\n"),
+        // An output that could not be written at the end is refused before the work.
+        (["quantize", "--model", "m", "--weights", "w", "--calib-images", "x", "--method", "rtn", "--wbits", "8", "--abits", "8",
+          "--out", "/nonexistent-detq/q.safetensors"],
+         "error: --out /nonexistent-detq/q.safetensors: no folder /nonexistent-detq to write it in (detq quantize --help)\n"),
         (["bench", "--model", "fasterrcnn_mobilenet_v2_shapes", "--size", "100000x100000"],
          "error: --size 100000x100000 has more than 89478485 pixels, the most detq reads in an image (detq bench --help)\n"),
     ])
