@@ -37,8 +37,8 @@ struct DetQ: ParsableCommand {
     /// A forward allocates and frees its large tensors layer by layer (one 256-channel map of an
     /// 800-pixel image is 50 MB). By default glibc maps every block past its threshold afresh
     /// (page faults, pages zeroed by the kernel) and returns the top of the heap at once; here freed
-    /// blocks stay in the heap for the next layer and image. An R50 forward on 2 cores spent about
-    /// 15 % of its wall time on that; peak memory is the same.
+    /// blocks stay in the heap for the next layer and image: an R50 forward on 2 cores takes
+    /// 0.85–0.91 of the time it took, with the same peak memory.
     static func keepFreedMemoryInTheHeap() {
         _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
         _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
