@@ -405,24 +405,16 @@ struct Rescale {
         if compensated {
             let divide = HalfEvenDivision(divisor: qa * qw)
             let qa = Double(qa), qw = Double(qw)
-            // The reciprocal's path for every output, flagging any term past its bound (none on
-            // real layers); a flagged run is redone with the full division. Branch-free: it vectorizes.
-            // Q_a·Q_w = (2^a − 1)(2^w − 1) is odd: no ties, the plain rounded product is exact.
-            let odd = divide.divisor & 1 == 1
+            // Q_a·Q_w = (2^a − 1)(2^w − 1) is odd, so no quotient is a tie and the rounded product
+            // alone is exact for every output, flagging any term past its bound (none on real
+            // layers); a flagged run is redone with the full division. Branch-free: it vectorizes.
+            precondition(divide.divisor & 1 == 1, "Rescale: Q_a·Q_w = \(divide.divisor) must be odd")
             @inline(__always) func run(_ terms: (Int) -> Double) {
                 var outside: UInt8 = 0
-                if odd {
-                    for p in 0..<count {
-                        let term = terms(p)
-                        outside |= abs(term) < divide.bound ? 0 : 1
-                        output[p] = Float(scale * (sums[p].exactDouble + divide.oddQuotientBelowBound(term))) + offset
-                    }
-                } else {
-                    for p in 0..<count {
-                        let term = terms(p)
-                        outside |= abs(term) < divide.bound ? 0 : 1
-                        output[p] = Float(scale * (sums[p].exactDouble + divide.quotientBelowBound(term))) + offset
-                    }
+                for p in 0..<count {
+                    let term = terms(p)
+                    outside |= abs(term) < divide.bound ? 0 : 1
+                    output[p] = Float(scale * (sums[p].exactDouble + divide.oddQuotientBelowBound(term))) + offset
                 }
                 guard outside != 0 else { return }
                 for p in 0..<count { output[p] = Float(scale * (sums[p].exactDouble + divide(terms(p)))) + offset }

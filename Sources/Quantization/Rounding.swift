@@ -62,10 +62,10 @@ public struct HalfEvenDivision: Sendable {
         return quotientBelowBound(numerator)
     }
 
-    /// The reciprocal's path alone, without branches (loops of it vectorize): equal to the call
-    /// for every integer `numerator` with `|numerator| < bound`, meaningless past it.
+    /// The reciprocal's path alone, without branches: equal to the call for every integer
+    /// `numerator` with `|numerator| < bound`, meaningless past it.
     @inlinable @inline(__always)
-    public func quotientBelowBound(_ numerator: Double) -> Double {
+    func quotientBelowBound(_ numerator: Double) -> Double {
         let magic = 6_755_399_441_055_744.0  // 1.5·2^52: (x + magic) − magic rounds x to an integer, ties to even
         let d = Double(divisor), half = 0.5 * d
         let quotient = (numerator * reciprocal + magic) - magic
@@ -81,8 +81,8 @@ public struct HalfEvenDivision: Sendable {
     /// `quotientBelowBound` for an odd divisor, where no quotient is a tie: `n/d` lies at least
     /// `1/(2d)` from every half-integer, and below the bound `n·(1/d)` is within `|n|·2^−52/d
     /// ≤ 1/(4d)` of it, so rounding that product alone is exact. Meaningless for an even divisor.
-    @inlinable @inline(__always)
-    public func oddQuotientBelowBound(_ numerator: Double) -> Double {
+    @inline(__always)
+    func oddQuotientBelowBound(_ numerator: Double) -> Double {
         let magic = 6_755_399_441_055_744.0
         return (numerator * reciprocal + magic) - magic
     }

@@ -5,14 +5,9 @@ import Testing
 
 /// Runs `detq arguments` and returns its exit status, stdout and stderr.
 private func detq(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    // The test runner and `detq` are built into the same products folder.
+    // The test runner (a file on Linux) and `detq` are built into the same products folder.
     let runner = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    var folder = runner.deletingLastPathComponent()
-    while !folder.path.isEmpty, folder.path != "/", folder.pathExtension == "xctest" || folder.lastPathComponent == "MacOS"
-            || folder.lastPathComponent == "Contents" {
-        folder = folder.deletingLastPathComponent()
-    }
-    let binary = folder.appendingPathComponent("detq")
+    let binary = runner.deletingLastPathComponent().appendingPathComponent("detq")
     guard FileManager.default.isExecutableFile(atPath: binary.path) else {
         throw CLIError(description: "no detq binary at \(binary.path) (test runner \(runner.path))")
     }
